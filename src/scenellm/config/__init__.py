@@ -1,1 +1,1 @@
-"""config."""
+"""Typed configuration: schema and loading."""

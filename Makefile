@@ -1,0 +1,52 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export GX_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install run test test-fast lint bench data clean-artifacts help
+
+help:
+	@echo "make run    set up .venv, regenerate data/ if missing, run the whole pipeline"
+	@echo "make test   set up .venv and run the test suite (slow tests included)"
+	@echo "make test-fast   the suite without tests marked slow"
+	@echo "make lint   ruff"
+	@echo "make bench  the benchmarks in bench/ (tables + JSON under bench/results/)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+data: install
+	$(BIN)/scenellm data ensure
+
+run: install
+	$(BIN)/scenellm run
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install
+	$(BIN)/ruff check src flows tests bench
+
+bench: install
+	@mkdir -p bench/results
+	@for script in bench/bench_*.py; do \
+		echo "== $$script"; \
+		$(BIN)/python $$script --json bench/results/$$(basename $$script .py).json || exit 1; \
+	done
+
+clean-artifacts:
+	rm -rf .scenellm

@@ -1,0 +1,130 @@
+"""``scenellm data``: synthesize, inspect and validate Action Genome directories."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="Create, inspect and validate Action Genome-layout datasets.",
+                  no_args_is_help=True)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", err=True, fg="red")
+    raise typer.Exit(2)
+
+
+def _size(value: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise typer.BadParameter("use WxH, e.g. 160x120") from None
+    if w < 32 or h < 32:
+        raise typer.BadParameter("frames must be at least 32x32")
+    return w, h
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., "--out", help="Output folder (must not exist or be empty)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed; same seed → byte-identical files."),
+    videos: int = typer.Option(100, "--videos", min=1, help="Number of videos."),
+    frames: int = typer.Option(16, "--frames", min=1, help="Frames per video."),
+    size: str = typer.Option("160x120", "--size", help="Frame size WxH."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output folder."),
+) -> None:
+    """Write a deterministic synthetic dataset in the exact Action Genome layout."""
+    import shutil
+
+    from rich.progress import Progress
+
+    from scenellm.data.synth import generate
+
+    if out.exists() and any(out.iterdir()):
+        if not force:
+            _fail(f"{out}: folder exists and is not empty; pass --force to replace it.")
+        shutil.rmtree(out)
+    with Progress(transient=True) as progress:
+        task = progress.add_task("rendering videos", total=videos)
+        summary = generate(out, seed=seed, videos=videos, frames=frames, size=_size(size),
+                           progress=lambda done, total: progress.update(task, completed=done))
+    typer.echo(f"wrote {out}: " + ", ".join(f"{k}={v}" for k, v in summary.items()
+                                            if isinstance(v, int | float | str)))
+
+
+@app.command()
+def inspect(
+    root: Path = typer.Argument(..., help="Action Genome root (annotations/, frames/)."),
+    as_json: bool = typer.Option(False, "--json", help="Print counts as JSON."),
+    min_frames: int = typer.Option(3, help="Minimum kept frames per video (STTran: 3)."),
+) -> None:
+    """Count videos, frames, objects and GT triplets per split after STTran's filtering."""
+    from scenellm.data.ag import load_action_genome
+    from scenellm.errors import UserError
+
+    try:
+        counts = load_action_genome(root, min_frames=min_frames).counts()
+    except UserError as exc:
+        _fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(counts, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{root} (after STTran filtering)")
+    for column in ("split", "videos", "frames", "objects", "relations"):
+        table.add_column(column, justify="right" if column != "split" else "left")
+    for split, c in counts.items():
+        table.add_row(split, *(str(c[k]) for k in ("videos", "frames", "objects", "relations")))
+    Console().print(table)
+
+
+@app.command()
+def validate(
+    root: Path = typer.Argument(..., help="Action Genome root to validate."),
+    report: Path = typer.Option(None, help="Folder for the report and GX Data Docs "
+                                           "(default: <root>/../<name>-validation)."),
+) -> None:
+    """Run the Great Expectations suite on the prepared tables; non-zero exit on failure."""
+    from scenellm.data.ag import load_action_genome
+    from scenellm.data.tables import build_tables
+    from scenellm.data.validation import validate_tables
+    from scenellm.errors import UserError
+
+    try:
+        tables = build_tables(load_action_genome(root))
+    except UserError as exc:
+        _fail(str(exc))
+    report_dir = report or root.resolve().parent / f"{root.resolve().name}-validation"
+    result = validate_tables(tables, report_dir=report_dir)
+    typer.echo(result.to_text())
+    typer.echo(f"report: {report_dir}")
+    if not result.success:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ensure() -> None:
+    """Regenerate the default data/ from its seed if missing; check its md5 against data.dvc."""
+    from rich.progress import Progress
+
+    from scenellm.config.load import load_params
+    from scenellm.data.default import ensure_data
+    from scenellm.errors import UserError
+    from scenellm.project import Project
+
+    project = Project.discover()
+    try:
+        params = load_params(project.params_dir)
+        with Progress(transient=True) as progress:
+            task = progress.add_task("synthesizing default data", total=None)
+            status = ensure_data(project, params.data, progress=lambda d, t: progress.update(
+                task, completed=d, total=t))
+    except UserError as exc:
+        _fail(str(exc))
+    state = "generated" if status.generated else "present"
+    check = "matches data.dvc" if status.recorded else "not tracked by DVC"
+    typer.echo(f"{status.root}: {state}, md5 {status.md5} ({check})")

@@ -1,0 +1,101 @@
+"""``scenellm``: the command line. Heavy libraries are imported inside commands."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from scenellm.cli import data as data_cmd
+from scenellm.errors import UserError
+
+app = typer.Typer(
+    name="scenellm",
+    help="Experiment platform for dynamic scene graph generation with SceneLLM.\n\n"
+         "Stages: prepare → features → vqvae → finetune → evaluate. "
+         "Run `scenellm run` for the whole pipeline on the embedded defaults.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data_cmd.app, name="data")
+
+SetOption = typer.Option(None, "--set", help="Override a param, e.g. --set vqvae.codebook_size=64 "
+                                           "(repeatable).")
+ParamsOption = typer.Option(None, "--params", help="Params folder (default: <project>/params).")
+
+
+def user_errors(fn):
+    """Print a user-caused error as one line and exit with code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            typer.secho(f"error: {exc}", err=True, fg="red")
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def load(params_dir: Path | None, overrides: list[str] | None):
+    from scenellm.config.load import load_params
+    from scenellm.project import Project
+
+    project = Project.discover()
+    return project, load_params(params_dir or project.params_dir, overrides)
+
+
+@app.command()
+@user_errors
+def stage(
+    name: str = typer.Argument(..., help="Stage to run: prepare, features, vqvae, finetune, "
+                                         "evaluate. Upstream stages run (or are reused) first."),
+    overrides: list[str] = SetOption,
+    params_dir: Path = ParamsOption,
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    publish: Path = typer.Option(None, help="Also expose the output at this path (used by "
+                                            "dvc.yaml); files are hard-linked."),
+) -> None:
+    """Run one pipeline stage, reusing every output whose inputs did not change."""
+    from scenellm.cli.report import print_stage_results, publish_output
+    from scenellm.stages.pipeline import run_until
+
+    project, params = load(params_dir, overrides)
+    results = run_until(name, params, project)
+    if publish:
+        publish_output(results[name].path, publish)
+    print_stage_results(results, name, as_json)
+
+
+@app.command()
+@user_errors
+def info(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Show the stores in use (MLflow, Optuna, Prefect, artifacts)."""
+    from scenellm.project import Project
+
+    project = Project.discover()
+    stores = {
+        "project_root": str(project.root),
+        "mlflow_tracking_uri": project.mlflow_tracking_uri,
+        "optuna_storage": project.optuna_storage,
+        "prefect_api_url": project.prefect_api_url,
+        "artifacts_dir": str(project.artifacts),
+    }
+    if as_json:
+        typer.echo(json.dumps(stores, indent=2))
+    else:
+        for key, value in stores.items():
+            typer.echo(f"{key:22s} {value}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

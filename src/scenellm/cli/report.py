@@ -1,0 +1,54 @@
+"""Terminal summaries of stage results."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from scenellm.stages.base import StageResult
+
+
+def publish_output(source: Path, target: Path) -> None:
+    """Expose a stage output at a fixed path (hard links; copies across filesystems)."""
+    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(source, tmp, copy_function=link)
+    if target.exists():
+        shutil.rmtree(target)
+    os.rename(tmp, target)
+
+
+def print_stage_results(results: dict[str, StageResult], target: str, as_json: bool) -> None:
+    if as_json:
+        res = results[target]
+        payload = {"stage": target, "computed": res.metrics.get("computed", int(not res.reused)),
+                   "reused": res.metrics.get("reused", int(res.reused)),
+                   "seconds": round(res.seconds, 3), "output": str(res.path),
+                   "fingerprint": res.fingerprint, "metrics": res.metrics,
+                   "stages": {k: {"reused": v.reused, "seconds": round(v.seconds, 3)}
+                              for k, v in results.items()}}
+        print(json.dumps(payload, indent=2, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="stages")
+    for column in ("stage", "status", "seconds", "fingerprint", "output"):
+        table.add_column(column)
+    for name, res in results.items():
+        table.add_row(name, "reused" if res.reused else "computed", f"{res.seconds:.1f}",
+                      res.fingerprint[:12], str(res.path))
+    console = Console()
+    console.print(table)
+    metrics = {k: v for k, v in results[target].metrics.items() if not isinstance(v, dict)}
+    if metrics:
+        console.print(", ".join(f"{k}={v}" for k, v in metrics.items()))

@@ -1,0 +1,135 @@
+"""Typed, validated parameters: one pydantic model per ``params/*.yaml`` section.
+
+Every field carries its help text; stages declare which sections they read and receive
+only those (see :mod:`scenellm.stages.base`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataParams(Section):
+    root: str = Field("data", description="Action Genome root (annotations/ and frames/).")
+    synth_seed: int = Field(0, description="Seed of the embedded synthetic dataset.")
+    synth_videos: PositiveInt = Field(100, description="Videos in the synthetic dataset.")
+    synth_frames: PositiveInt = Field(16, description="Frames per synthetic video.")
+    synth_width: PositiveInt = Field(160, description="Synthetic frame width in pixels.")
+    synth_height: PositiveInt = Field(120, description="Synthetic frame height in pixels.")
+
+
+class PrepareParams(Section):
+    min_frames: PositiveInt = Field(
+        3, description="Keep a video only with at least this many kept frames (STTran: > 2)."
+    )
+    validate_data: bool = Field(True, description="Run the Great Expectations suite.")
+
+
+class DetectorParams(Section):
+    backbone: Literal["small_cnn", "resnet"] = Field("small_cnn", description="Backbone name.")
+    checkpoint: str | None = Field(None, description="Local checkpoint for 'resnet'.")
+    feature_dim: PositiveInt = Field(256, description="Object / union feature size.")
+    roi_size: PositiveInt = Field(7, description="RoIAlign output size.")
+    epochs: int = Field(4, ge=0, description="Epochs of crop classification training.")
+    lr: PositiveFloat = Field(1e-3, description="Learning rate of the detector head training.")
+    batch_size: PositiveInt = Field(16, description="Frames per batch.")
+    device: str = Field("auto", description="auto | cpu | cuda.")
+    seed: int = Field(0, description="Seed of detector training.")
+
+
+class VQVAEParams(Section):
+    codebook_size: PositiveInt = Field(512, description="K, number of codes (paper 512).")
+    code_dim: PositiveInt = Field(64, description="D, code vector size.")
+    hidden_dim: PositiveInt = Field(256, description="Encoder / decoder hidden size.")
+    beta: PositiveFloat = Field(0.25, description="Commitment weight β.")
+    decay: float = Field(0.99, gt=0, lt=1, description="EMA decay of the codebook.")
+    dead_threshold: float = Field(1.0, ge=0, description="EMA count below which a code restarts.")
+    kmeans_init: bool = Field(True, description="Initialise codes by k-means on a first batch.")
+    epochs: PositiveInt = Field(30, description="Maximum epochs.")
+    patience: PositiveInt = Field(5, description="Early stopping patience (epochs).")
+    lr: PositiveFloat = Field(3e-4, description="AdamW learning rate.")
+    batch_size: PositiveInt = Field(256, description="Object features per batch.")
+    holdout: float = Field(0.1, gt=0, lt=1, description="Share of features held out.")
+    seed: int = Field(0, description="Training seed.")
+
+
+class ModelParams(Section):
+    tokens: Literal["vq", "continuous"] = Field("vq", description="Object tokens: VQ or raw.")
+    temporal: Literal["ot", "mean", "none"] = Field("ot", description="Temporal aggregation.")
+    d_model: PositiveInt = Field(128, description="Width of SIA and the predictor.")
+    sia_groups: PositiveInt = Field(3, description="Groups of the SIA clustering tree.")
+    decoder_layers: PositiveInt = Field(1, description="Predictor decoder layers.")
+    gate_alpha: float = Field(0.5, ge=0, le=1, description="Gated fusion weight α.")
+
+
+class OTParams(Section):
+    num_scene_tokens: PositiveInt = Field(32, description="M scene words C⁺ (M < K).")
+    epsilon: PositiveFloat = Field(0.05, description="Entropic regularisation ε.")
+    max_iter: PositiveInt = Field(100, description="Sinkhorn iterations.")
+    tol: float = Field(1e-6, ge=0, description="Sinkhorn marginal tolerance.")
+
+
+class LLMParams(Section):
+    path: str | None = Field(None, description="Local HF model dir; None = packaged MiniLM.")
+    mode: Literal["lora", "full", "frozen", "none"] = Field("lora", description="Adaptation.")
+    prompt: str | None = Field("Scene:", description="Short text prompt before scene tokens.")
+
+
+class LoRAParams(Section):
+    rank: PositiveInt = Field(8, description="LoRA rank r.")
+    alpha: PositiveFloat = Field(16.0, description="LoRA scaling α.")
+    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: list[str] | None = Field(None, description="None = per-architecture default.")
+
+
+class FinetuneParams(Section):
+    phase_b_epochs: int = Field(6, ge=0, description="Epochs with VQ-VAE and LLM frozen.")
+    phase_c_epochs: int = Field(4, ge=0, description="Epochs of LoRA fine-tuning.")
+    lr: PositiveFloat = Field(1e-3, description="AdamW lr of heads (paper 1e-5 at LLaMA scale).")
+    lora_lr: PositiveFloat = Field(5e-4, description="AdamW lr of LoRA adapters.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    grad_clip: PositiveFloat = Field(1.0, description="Gradient norm clip.")
+    batch_videos: PositiveInt = Field(4, description="Videos per batch.")
+    val_fraction: float = Field(0.2, gt=0, lt=1, description="Train videos held out for validation.")
+    device: str = Field("auto", description="auto | cpu | cuda.")
+    mixed_precision: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU).")
+    seed: int = Field(0, description="Training seed.")
+
+
+class EvaluateParams(Section):
+    modes: list[Literal["predcls", "sgcls"]] = Field(["predcls", "sgcls"], description="Modes.")
+    iou_threshold: float = Field(0.5, gt=0, le=1, description="Box IoU threshold.")
+    semi_threshold: float = Field(0.9, gt=0, lt=1, description="Score threshold of 'semi'.")
+
+
+class OrchestrationParams(Section):
+    retries: int = Field(1, ge=0, description="Task retries for transient failures.")
+    retry_delay_seconds: float = Field(5.0, ge=0, description="First retry delay (backs off).")
+    timeout_seconds: dict[str, float] = Field(
+        default_factory=lambda: {"prepare": 600, "features": 1800, "vqvae": 1800,
+                                 "finetune": 7200, "evaluate": 1800},
+        description="Per-stage timeout.",
+    )
+    gpu_pool: str | None = Field(None, description="Work pool running GPU stages; None = local.")
+    gpu_stages: list[str] = Field(["features", "vqvae", "finetune"], description="Routed stages.")
+    experiment: str = Field("scenellm", description="MLflow experiment name.")
+
+
+class Params(Section):
+    data: DataParams = DataParams()
+    prepare: PrepareParams = PrepareParams()
+    detector: DetectorParams = DetectorParams()
+    vqvae: VQVAEParams = VQVAEParams()
+    model: ModelParams = ModelParams()
+    ot: OTParams = OTParams()
+    llm: LLMParams = LLMParams()
+    lora: LoRAParams = LoRAParams()
+    finetune: FinetuneParams = FinetuneParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    orchestration: OrchestrationParams = OrchestrationParams()

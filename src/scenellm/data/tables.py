@@ -1,0 +1,51 @@
+"""Normalized tables of a filtered AG split: frames, objects, relations (one row each)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from scenellm.data import vocab
+from scenellm.data.ag import ActionGenome
+
+FRAME_COLUMNS = ["frame_key", "video_id", "frame_name", "split", "frame_index", "width",
+                 "height", "person_x1", "person_y1", "person_x2", "person_y2", "num_objects"]
+OBJECT_COLUMNS = ["frame_key", "video_id", "split", "object_idx", "class_id", "class_name",
+                  "x1", "y1", "x2", "y2", "width", "height", "n_attention", "n_spatial",
+                  "n_contacting"]
+RELATION_COLUMNS = ["frame_key", "video_id", "split", "object_idx", "kind", "predicate",
+                    "predicate_id", "local_id"]
+KIND_OFFSET = {"attention": 0, "spatial": len(vocab.ATTENTION),
+               "contacting": len(vocab.ATTENTION) + len(vocab.SPATIAL)}
+
+
+def build_tables(dataset: ActionGenome) -> dict[str, pd.DataFrame]:
+    """One row per kept frame (per person box), visible object and GT triplet."""
+    frames, objects, relations = [], [], []
+    for split, videos in dataset.videos.items():
+        for video_id, video in videos.items():
+            for index, frame in enumerate(video):
+                w, h = frame.size
+                for box in frame.person_boxes:
+                    frames.append((frame.key, video_id, frame.key.split("/")[1], split, index,
+                                   w, h, *box, len(frame.objects)))
+                for obj in frame.objects:
+                    objects.append((frame.key, video_id, split, obj.index, obj.class_id,
+                                    obj.class_name, *obj.box, w, h, len(obj.attention),
+                                    len(obj.spatial), len(obj.contacting)))
+                    for kind, labels in (("attention", obj.attention),
+                                         ("spatial", obj.spatial),
+                                         ("contacting", obj.contacting)):
+                        for local in labels:
+                            name = vocab.KINDS[kind][local]
+                            relations.append((frame.key, video_id, split, obj.index, kind, name,
+                                              KIND_OFFSET[kind] + local, local))
+    return {
+        "frames": pd.DataFrame(frames, columns=FRAME_COLUMNS),
+        "objects": pd.DataFrame(objects, columns=OBJECT_COLUMNS),
+        "relations": pd.DataFrame(relations, columns=RELATION_COLUMNS),
+    }
+
+
+def read_tables(folder) -> dict[str, pd.DataFrame]:
+    return {name: pd.read_parquet(folder / f"{name}.parquet")
+            for name in ("frames", "objects", "relations")}

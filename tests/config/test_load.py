@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from scenellm.config.load import flatten, load_params
+from scenellm.config.schema import Params
+from scenellm.errors import UserError
+
+PARAMS = Path(__file__).resolve().parents[2] / "params"
+
+
+def test_repository_params_equal_schema_defaults():
+    assert load_params(PARAMS) == Params()
+
+
+def test_overrides_are_typed_and_validated():
+    params = load_params(PARAMS, ["vqvae.codebook_size=64", "ot.epsilon=1e-2",
+                                  "model.temporal=none"])
+    assert params.vqvae.codebook_size == 64 and params.ot.epsilon == 0.01
+    assert params.model.temporal == "none"
+    with pytest.raises(UserError, match="vqvae.codebook_size"):
+        load_params(PARAMS, ["vqvae.codebook_size=-3"])
+    with pytest.raises(UserError, match="model.temporal"):
+        load_params(PARAMS, ["model.temporal=lstm"])
+    with pytest.raises(UserError, match="section.key=value"):
+        load_params(PARAMS, ["epochs=3"])
+    with pytest.raises(UserError, match="key=value"):
+        load_params(PARAMS, ["vqvae.epochs"])
+
+
+def test_unknown_key_and_duplicate_section_are_reported(tmp_path):
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"vqvae": {"codebok_size": 4}}))
+    with pytest.raises(UserError, match="codebok_size"):
+        load_params(tmp_path)
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump({"vqvae": {}}))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump({"vqvae": {}}))
+    with pytest.raises(UserError, match="defined in two params files"):
+        load_params(tmp_path)
+
+
+def test_flatten_names_every_field():
+    flat = flatten(Params())
+    assert flat["lora.rank"] == 8 and flat["vqvae.codebook_size"] == 512
+    assert len(flat) == sum(len(type(s).model_fields) for s in Params().__dict__.values())
