@@ -60,15 +60,18 @@ def stage(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     publish: Path = typer.Option(None, help="Also expose the output at this path (used by "
                                             "dvc.yaml); files are hard-linked."),
+    metrics: Path = typer.Option(None, help="Also write the stage metrics as JSON here."),
 ) -> None:
     """Run one pipeline stage, reusing every output whose inputs did not change."""
-    from scenellm.cli.report import print_stage_results, publish_output
+    from scenellm.cli.report import print_stage_results, publish_output, write_metrics
     from scenellm.stages.pipeline import run_until
 
     project, params = load(params_dir, overrides)
     results = run_until(name, params, project)
     if publish:
         publish_output(results[name].path, publish)
+    if metrics:
+        write_metrics(results[name], metrics)
     print_stage_results(results, name, as_json)
 
 

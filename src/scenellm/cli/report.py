@@ -27,11 +27,22 @@ def publish_output(source: Path, target: Path) -> None:
     os.rename(tmp, target)
 
 
+def write_metrics(result: StageResult, path: Path) -> None:
+    """Flat numeric metrics of a stage, for ``dvc metrics show``."""
+    flat = {k: v for k, v in result.metrics.items() if isinstance(v, int | float)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(flat, indent=2, sort_keys=True))
+    os.replace(tmp, path)
+
+
 def print_stage_results(results: dict[str, StageResult], target: str, as_json: bool) -> None:
     if as_json:
         res = results[target]
-        payload = {"stage": target, "computed": res.metrics.get("computed", int(not res.reused)),
-                   "reused": res.metrics.get("reused", int(res.reused)),
+        units = res.metrics.get("shards", 1)
+        payload = {"stage": target,
+                   "computed": 0 if res.reused else res.metrics.get("computed", 1),
+                   "reused": units if res.reused else res.metrics.get("reused", 0),
                    "seconds": round(res.seconds, 3), "output": str(res.path),
                    "fingerprint": res.fingerprint, "metrics": res.metrics,
                    "stages": {k: {"reused": v.reused, "seconds": round(v.seconds, 3)}
