@@ -131,21 +131,29 @@ def load_result(spec: StageSpec, final: Path, seconds: float = 0.0) -> StageResu
 def run_stage(spec: StageSpec, body: StageBody, params: Params, project: Project,
               data_root: Path, data_version: str, inputs: dict[str, StageResult],
               log_metrics: Callable[[dict[str, float], int | None], None] | None = None,
-              ) -> StageResult:
-    """Reuse the stage's complete output or compute it atomically under a lock."""
+              verify: Callable[[Path], bool] | None = None) -> StageResult:
+    """Reuse the stage's complete output or compute it atomically under a lock.
+
+    ``verify(path)`` (optional, cheap) re-checks a complete output before reuse; when it
+    fails the output is reopened as the partial folder so the body repairs only what broke.
+    """
     from filelock import FileLock
 
     start = time.perf_counter()
     fp = fingerprint(spec, params, data_version, {k: v.fingerprint for k, v in inputs.items()})
     stage_dir = project.stage_dir(spec.name)
     final = stage_dir / fp[:16]
-    if (final / SUCCESS).exists():
+    if (final / SUCCESS).exists() and (verify is None or verify(final)):
         return load_result(spec, final, time.perf_counter() - start)
     stage_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(stage_dir / f"{fp[:16]}.lock")):
-        if (final / SUCCESS).exists():  # another worker finished it while we waited
-            return load_result(spec, final, time.perf_counter() - start)
         work = stage_dir / f"{fp[:16]}.partial"
+        if (final / SUCCESS).exists():
+            if verify is None or verify(final):  # another worker finished it meanwhile
+                return load_result(spec, final, time.perf_counter() - start)
+            (final / SUCCESS).unlink()
+            shutil.rmtree(work, ignore_errors=True)
+            os.rename(final, work)
         work.mkdir(exist_ok=True)
         ctx = StageContext(spec, params, project, data_root, data_version, inputs, work, fp,
                            log_metrics or (lambda m, step=None: None))

@@ -27,7 +27,7 @@ def run_one(name: str, params: Params, project: Project, data_root: Path, versio
     inputs = {dep: results[dep] for dep in module.SPEC.upstream}
     logger = (lambda m, step=None: log_metrics(name, m, step)) if log_metrics else None
     return run_stage(module.SPEC, module.run, params, project, data_root, version, inputs,
-                     log_metrics=logger)
+                     log_metrics=logger, verify=getattr(module, "verify", None))
 
 
 def run_until(target: str, params: Params, project: Project,

@@ -1,0 +1,158 @@
+"""``features``: train the detector backbone on object crops, then cache per-video RoI
+features (objects and person–object unions) in a :class:`FeatureStore`.
+
+Resumable: every written shard is journaled with its sha256 in ``journal.jsonl``; a rerun
+after a kill recomputes only shards that are missing or whose bytes no longer match. The
+journal is folded into ``manifest.json`` at the end, so an interrupted-then-resumed store is
+byte-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from scenellm.stages.base import StageContext, StageSpec
+
+SPEC = StageSpec(
+    name="features",
+    sections=("detector",),
+    upstream=("prepare",),
+    code=("features", "stages/features.py", "stages/frames.py"),
+)
+JOURNAL = "journal.jsonl"
+DETECTOR = "detector.safetensors"
+
+
+def detector_config(ctx: StageContext) -> dict:
+    p = ctx.params.detector
+    return {"name": p.backbone, "feature_dim": p.feature_dim, "pooled_size": p.roi_size,
+            "seed": p.seed, "checkpoint": p.checkpoint}
+
+
+def load_journal(workdir: Path) -> dict[str, dict]:
+    path = workdir / JOURNAL
+    entries = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # a line cut by a kill
+                    continue
+                entries[record["video_id"]] = record["entry"]
+    elif (workdir / "manifest.json").exists():  # a complete store reopened for repair
+        entries = json.loads((workdir / "manifest.json").read_text())["shards"]
+    return entries
+
+
+def append_journal(workdir: Path, video_id: str, entry: dict) -> None:
+    with open(workdir / JOURNAL, "a") as handle:
+        handle.write(json.dumps({"video_id": video_id, "entry": entry}, sort_keys=True) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def build_detector(ctx: StageContext, frames, objects, device):
+    """The configured backbone; ``small_cnn`` is trained here on train-split crops."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from scenellm.features.backbone import build_backbone
+    from scenellm.stages.frames import crop_batch_source
+
+    p = ctx.params.detector
+    config = detector_config(ctx)
+    if p.backbone != "small_cnn":
+        return build_backbone(config).to(device).eval(), {}
+    model = build_backbone({**config, "checkpoint": None}).to(device)
+    ckpt = ctx.workdir / DETECTOR
+    if ckpt.exists():
+        model.load_state_dict(load_file(ckpt, device=str(device)))
+        return model.eval(), json.loads((ctx.workdir / "detector_history.json").read_text())
+    source = crop_batch_source(ctx.data_root, frames, objects, split="train",
+                               batch_size=p.batch_size, seed=p.seed)
+
+    def report(record):
+        ctx.log_metrics({f"detector_{k}": v for k, v in record.items() if k != "epoch"},
+                        record["epoch"])
+
+    torch.manual_seed(p.seed)
+    history = model.train_on_crops(source, epochs=p.epochs, lr=p.lr, progress=report)
+    tmp = ckpt.with_suffix(".tmp")
+    save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, tmp)
+    (ctx.workdir / "detector_history.json").write_text(json.dumps(history, indent=1))
+    os.replace(tmp, ckpt)
+    return model.eval(), history
+
+
+def run(ctx: StageContext) -> dict:
+    import torch
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from scenellm.data.tables import read_tables
+    from scenellm.features.device import select_device
+    from scenellm.features.store import FeatureStore
+    from scenellm.stages.frames import video_shard
+
+    start = time.perf_counter()
+    p = ctx.params.detector
+    device = select_device(p.device)
+    tables = read_tables(ctx.input_path("prepare"))
+    frames, objects = tables["frames"], tables["objects"]
+    detector, history = build_detector(ctx, frames, objects, device)
+
+    store = FeatureStore(ctx.workdir)
+    journal = load_journal(ctx.workdir)
+    videos = sorted(frames["video_id"].unique())
+    frames_by_video = dict(tuple(frames.groupby("video_id")))
+    objects_by_video = dict(tuple(objects.groupby("video_id")))
+    computed = reused = n_frames = 0
+    columns = (TextColumn("features"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[fps]:.1f} frames/s"))
+    compute_start = time.perf_counter()
+    with Progress(*columns, transient=True) as bar, torch.no_grad():
+        task = bar.add_task("videos", total=len(videos), fps=0.0)
+        for video_id in videos:
+            entry = journal.get(video_id)
+            if entry and store.has_valid_shard(video_id, entry["sha256"]):
+                reused += 1
+            else:
+                tensors, meta = video_shard(detector, ctx.data_root, frames_by_video[video_id],
+                                            objects_by_video.get(video_id, objects.iloc[:0]),
+                                            device, p.batch_size)
+                sha = store.write_shard(video_id, tensors, meta)
+                entry = {"sha256": sha, "num_objects": int(tensors["labels"].numel()),
+                         "num_pairs": int(tensors["pair_idx"].shape[0]),
+                         "num_frames": int(tensors["frame_index"].max()) + 1,
+                         "split": meta["split"]}
+                append_journal(ctx.workdir, video_id, entry)
+                journal[video_id] = entry
+                computed += 1
+                n_frames += entry["num_frames"]
+            elapsed = time.perf_counter() - compute_start
+            bar.update(task, advance=1, fps=n_frames / elapsed if elapsed > 0 else 0.0)
+    compute_seconds = time.perf_counter() - compute_start
+    store.write_manifest(ctx.data_version, {k: v for k, v in detector_config(ctx).items()},
+                         detector.feature_dim, {v: journal[v] for v in videos})
+    (ctx.workdir / JOURNAL).unlink(missing_ok=True)
+    return {
+        "computed": computed, "reused": reused, "shards": len(videos),
+        "frames_computed": n_frames,
+        "frames_per_second": n_frames / compute_seconds if compute_seconds > 0 else 0.0,
+        "seconds": time.perf_counter() - start,
+        "detector_train_accuracy": history[-1]["accuracy"] if history else None,
+    }
+
+
+def verify(path: Path) -> bool:
+    """Every shard still hashes to its manifest record."""
+    from scenellm.features.store import FeatureStore
+
+    store = FeatureStore(path)
+    try:
+        return all(store.has_valid_shard(v) for v in store.video_ids())
+    except (FileNotFoundError, ValueError):
+        return False
