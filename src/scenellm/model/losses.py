@@ -1,0 +1,72 @@
+"""Training loss of the SGG predictor.
+
+    L = w_att · CE(attention) + w_spa · BCE(spatial) + w_con · BCE(contacting)
+        + w_obj · CE(object classes)        (object term only when object logits are given)
+
+Attention is one label per pair (softmax cross-entropy, kind-local index, -100 ignored);
+spatial and contacting are multi-label (sigmoid binary cross-entropy, mean over pairs ×
+predicates); object classes use STTran ids (0 = background, 1 = person).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+
+LOSS_PARTS: tuple[str, ...] = ("attention", "spatial", "contacting", "object")
+
+
+def _mean_or_zero(loss_fn, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """loss_fn's mean, or a graph-connected 0 when there are no rows (mean of none is NaN)."""
+    if logits.shape[0] == 0:
+        return logits.sum() * 0.0
+    return loss_fn(logits, target)
+
+
+def sgg_loss(
+    outputs: Mapping[str, torch.Tensor | None],
+    targets: Mapping[str, torch.Tensor],
+    weights: Mapping[str, float] | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the predicate (and object) losses.
+
+    Args:
+        outputs: SGGPredictor output: attention_logits (P, 3), spatial_logits (P, 6),
+            contacting_logits (P, 17), object_logits (N, C) or None.
+        targets: attention (P,) long, spatial (P, 6) and contacting (P, 17) multi-hot,
+            objects (N,) long (needed when object_logits is given).
+        weights: per-part weights keyed by ``LOSS_PARTS``; missing parts weigh 1.
+
+    Returns:
+        total (scalar tensor, differentiable) and the unweighted parts plus "total" as floats.
+    """
+    weights = dict(weights or {})
+    unknown = set(weights) - set(LOSS_PARTS)
+    if unknown:
+        raise ValueError(f"unknown loss weights {sorted(unknown)}; known: {list(LOSS_PARTS)}")
+    parts = {
+        "attention": _mean_or_zero(
+            F.cross_entropy, outputs["attention_logits"], targets["attention"].long()
+        ),
+        "spatial": _mean_or_zero(
+            F.binary_cross_entropy_with_logits,
+            outputs["spatial_logits"],
+            targets["spatial"].to(outputs["spatial_logits"].dtype),
+        ),
+        "contacting": _mean_or_zero(
+            F.binary_cross_entropy_with_logits,
+            outputs["contacting_logits"],
+            targets["contacting"].to(outputs["contacting_logits"].dtype),
+        ),
+    }
+    object_logits = outputs.get("object_logits")
+    if object_logits is not None:
+        if "objects" not in targets:
+            raise KeyError("object_logits were predicted but targets has no 'objects' labels")
+        parts["object"] = _mean_or_zero(F.cross_entropy, object_logits, targets["objects"].long())
+    total = sum(weights.get(name, 1.0) * loss for name, loss in parts.items())
+    logged = {name: float(loss.detach()) for name, loss in parts.items()}
+    logged["total"] = float(total.detach())
+    return total, logged

@@ -1,0 +1,278 @@
+"""SGG predictor: pair queries read the LLM's reasoning and give the three predicate kinds.
+
+SceneLLM (arXiv 2412.11026): one query per (person, object) pair, built from both
+objects' tokens, the union-box feature, box geometry and class embeddings; a transformer
+decoder attends from a video's pair queries to that video's LLM hidden states; a gate mixes
+query and decoded context,
+
+    fused = α · query + (1 − α) · decoded        (paper: α = 0.5),
+
+and linear heads give attention (3, softmax), spatial (6, sigmoid) and contacting
+(17, sigmoid) logits; an object-class head over object tokens serves SGCLS.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from scenellm.data.vocab import ATTENTION, CONTACTING, PERSON_ID, SPATIAL
+from scenellm.model.sia import BOX_GEOMETRY_DIM, box_geometry
+
+PAIR_GEOMETRY_DIM = 2 * BOX_GEOMETRY_DIM + 6
+_EPS = 1e-4  # smallest box side / area, in image-normalised units
+
+
+def pair_geometry(sub: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
+    """Geometry of (subject, object) box pairs, xyxy normalised to [0, 1].
+
+    Returns:
+        (P, 24): box_geometry of both boxes, then the deltas (Δcx / w_s, Δcy / h_s,
+        log w_o / w_s, log h_o / h_s), IoU and intersection / area_o.
+    """
+    gs, go = box_geometry(sub), box_geometry(obj)  # (P, 9) each
+    ws, hs = gs[:, 6].clamp(min=_EPS), gs[:, 7].clamp(min=_EPS)
+    wo, ho = go[:, 6].clamp(min=_EPS), go[:, 7].clamp(min=_EPS)
+    iw = (torch.minimum(sub[:, 2], obj[:, 2]) - torch.maximum(sub[:, 0], obj[:, 0])).clamp(min=0)
+    ih = (torch.minimum(sub[:, 3], obj[:, 3]) - torch.maximum(sub[:, 1], obj[:, 1])).clamp(min=0)
+    inter = iw * ih
+    union = (gs[:, 8] + go[:, 8] - inter).clamp(min=_EPS)
+    relative = torch.stack(
+        [
+            (go[:, 4] - gs[:, 4]) / ws,
+            (go[:, 5] - gs[:, 5]) / hs,
+            torch.log(wo / ws),
+            torch.log(ho / hs),
+            inter / union,
+            inter / go[:, 8].clamp(min=_EPS),
+        ],
+        dim=-1,
+    )  # (P, 6)
+    return torch.cat([gs, go, relative], dim=-1)
+
+
+def sinusoidal_embedding(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """Transformer sinusoids: (...,) long positions → (..., dim) [sin(p ω_k) ; cos(p ω_k)]."""
+    half = (dim + 1) // 2
+    freq = torch.exp(
+        -math.log(10000.0) * torch.arange(half, device=positions.device, dtype=torch.float32) / half
+    )
+    angle = positions.float()[..., None] * freq  # (..., half)
+    return torch.cat([angle.sin(), angle.cos()], dim=-1)[..., :dim]
+
+
+def pad_by_video(
+    x: torch.Tensor, video_of_pair: torch.Tensor, num_videos: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Scatter flat pair rows into a padded per-video batch, keeping their order.
+
+    Args:
+        x: (P, D) pair rows; video_of_pair: (P,) long in [0, num_videos).
+
+    Returns:
+        padded (B, P_max, D), padding_mask (B, P_max) True at padding, and slot (P,) so that
+        ``padded[video_of_pair, slot] == x``.
+    """
+    counts = torch.bincount(video_of_pair, minlength=num_videos)  # (B,)
+    if len(counts) > num_videos:
+        raise ValueError(f"video_of_pair has index >= number of context rows ({num_videos})")
+    order = torch.argsort(video_of_pair, stable=True)
+    start = torch.cumsum(counts, dim=0) - counts
+    slot = torch.empty_like(video_of_pair)
+    slot[order] = torch.arange(len(order), device=x.device) - start[video_of_pair[order]]
+    p_max = int(counts.max())
+    padded = x.new_zeros(num_videos, p_max, x.shape[1])
+    padded[video_of_pair, slot] = x
+    padding_mask = torch.arange(p_max, device=x.device)[None] >= counts[:, None]
+    return padded, padding_mask, slot
+
+
+def _unmask_first_if_all_masked(padding_mask: torch.Tensor) -> torch.Tensor:
+    """A row whose keys are all padding makes softmax NaN; let it see key 0 instead.
+
+    Such rows are padding queries of a video without pairs (discarded afterwards) or a
+    fully padded context, which callers should not pass.
+    """
+    mask = padding_mask.clone()
+    mask[mask.all(dim=1), 0] = False
+    return mask
+
+
+def sgcls_labels(object_logits: torch.Tensor, is_person: torch.Tensor) -> torch.Tensor:
+    """STTran's SGCLS labels: persons stay ``PERSON_ID``, others take the best object class.
+
+    Args:
+        object_logits: (N, C) logits over STTran ids (0 = background, 1 = person).
+        is_person: (N,) bool.
+
+    Returns:
+        (N,) long labels; non-persons in [2, C).
+    """
+    labels = object_logits[:, PERSON_ID + 1 :].argmax(dim=-1) + PERSON_ID + 1
+    return torch.where(is_person, torch.full_like(labels, PERSON_ID), labels)
+
+
+class SGGPredictor(nn.Module):
+    """Pair queries → transformer decoder over LLM states → gated fusion → predicate heads.
+
+    Args:
+        obj_dim: width of object tokens.
+        union_dim: width of union-box features.
+        context_dim: width of the LLM hidden states.
+        d_model: width of queries and decoder.
+        num_heads: attention heads of the decoder.
+        num_layers: decoder layers.
+        num_object_classes: object classes incl. background (STTran ids).
+        gate_alpha: α of the fusion, or its initial value when ``learn_gate``.
+        learn_gate: α = σ(W [query; decoded] + b) per pair and channel, starting at gate_alpha.
+        dropout: dropout of the query MLP, decoder and object head.
+    """
+
+    def __init__(
+        self,
+        obj_dim: int,
+        union_dim: int,
+        context_dim: int,
+        d_model: int = 128,
+        num_heads: int = 4,
+        num_layers: int = 1,
+        num_object_classes: int = 37,
+        gate_alpha: float = 0.5,
+        learn_gate: bool = False,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+        if not (0.0 < gate_alpha < 1.0 if learn_gate else 0.0 <= gate_alpha <= 1.0):
+            raise ValueError(f"gate_alpha {gate_alpha} out of range (open (0, 1) if learned)")
+        self.d_model = d_model
+        self.gate_alpha = gate_alpha
+        class_dim = d_model // 4
+        self.class_embedding = nn.Embedding(num_object_classes, class_dim)
+        query_in = 2 * obj_dim + union_dim + PAIR_GEOMETRY_DIM + 2 * class_dim
+        self.query_mlp = nn.Sequential(
+            nn.Linear(query_in, d_model),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(d_model, d_model),
+            nn.LayerNorm(d_model),
+        )
+        # LLM hidden states can be large (LLaMA); normalise before projecting.
+        self.context_proj = nn.Sequential(
+            nn.LayerNorm(context_dim), nn.Linear(context_dim, d_model)
+        )
+        layer = nn.TransformerDecoderLayer(
+            d_model, num_heads, 4 * d_model, dropout, batch_first=True
+        )
+        self.decoder = nn.TransformerDecoder(layer, num_layers)
+        self.gate = nn.Linear(2 * d_model, d_model) if learn_gate else None
+        if self.gate is not None:
+            nn.init.zeros_(self.gate.weight)
+            nn.init.constant_(self.gate.bias, math.log(gate_alpha / (1 - gate_alpha)))
+        self.attention_head = nn.Linear(d_model, len(ATTENTION))
+        self.spatial_head = nn.Linear(d_model, len(SPATIAL))
+        self.contacting_head = nn.Linear(d_model, len(CONTACTING))
+        self.object_head = nn.Sequential(
+            nn.Linear(obj_dim, d_model), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(d_model, num_object_classes),
+        )  # fmt: skip
+
+    def classify_objects(self, obj_tokens: torch.Tensor) -> torch.Tensor:
+        """(N, obj_dim) → (N, num_object_classes) object-class logits."""
+        return self.object_head(obj_tokens)
+
+    def forward(
+        self,
+        obj_tokens: torch.Tensor,
+        boxes: torch.Tensor,
+        labels: torch.Tensor,
+        pair_idx: torch.Tensor,
+        union_feats: torch.Tensor,
+        video_of_pair: torch.Tensor | None = None,
+        context: torch.Tensor | None = None,
+        context_padding_mask: torch.Tensor | None = None,
+        context_pos_of_pair: torch.Tensor | None = None,
+        predict_objects: bool = False,
+    ) -> dict[str, torch.Tensor | None]:
+        """Predict predicate logits for every (person, object) pair.
+
+        Args:
+            obj_tokens: (N, obj_dim) object tokens of the batch.
+            boxes: (N, 4) xyxy boxes normalised to [0, 1].
+            labels: (N,) long STTran class ids (predicted ones in SGCLS, see sgcls_labels).
+            pair_idx: (P, 2) long (person index, object index) into N.
+            union_feats: (P, union_dim) union-box features.
+            video_of_pair: (P,) long batch row of each pair; needed with context.
+            context: (B, T, context_dim) LLM hidden states, or None to skip the decoder.
+            context_padding_mask: (B, T) bool, True where the context is padding.
+            context_pos_of_pair: (P,) long, optional position in its video's context of the
+                pair's frame token; adds sinusoidal positions to queries and context so a
+                pair can find its own frame.
+            predict_objects: also return object-class logits.
+
+        Returns:
+            attention_logits (P, 3), spatial_logits (P, 6), contacting_logits (P, 17),
+            object_logits (N, num_object_classes) or None.
+        """
+        sub, obj = pair_idx.unbind(dim=1)
+        query = self.query_mlp(
+            torch.cat(
+                [
+                    obj_tokens[sub],
+                    obj_tokens[obj],
+                    union_feats,
+                    pair_geometry(boxes[sub], boxes[obj]),
+                    self.class_embedding(labels[sub]),
+                    self.class_embedding(labels[obj]),
+                ],
+                dim=-1,
+            )
+        )  # (P, d_model)
+        if context is None or len(query) == 0:
+            fused = query
+        else:
+            if video_of_pair is None:
+                raise ValueError("video_of_pair is required when context is given")
+            decoded = self._decode(
+                query, video_of_pair, context, context_padding_mask, context_pos_of_pair
+            )
+            if self.gate is None:
+                alpha = self.gate_alpha
+            else:
+                alpha = torch.sigmoid(self.gate(torch.cat([query, decoded], dim=-1)))
+            fused = alpha * query + (1 - alpha) * decoded
+        return {
+            "attention_logits": self.attention_head(fused),
+            "spatial_logits": self.spatial_head(fused),
+            "contacting_logits": self.contacting_head(fused),
+            "object_logits": self.classify_objects(obj_tokens) if predict_objects else None,
+        }
+
+    def _decode(
+        self,
+        query: torch.Tensor,
+        video_of_pair: torch.Tensor,
+        context: torch.Tensor,
+        context_padding_mask: torch.Tensor | None,
+        context_pos_of_pair: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Each video's pair queries attend to that video's context only → (P, d_model)."""
+        memory = self.context_proj(context)  # (B, T, d_model)
+        tgt = query
+        if context_pos_of_pair is not None:
+            positions = torch.arange(memory.shape[1], device=memory.device)
+            memory = memory + sinusoidal_embedding(positions, self.d_model).to(memory.dtype)
+            tgt = query + sinusoidal_embedding(context_pos_of_pair, self.d_model).to(query.dtype)
+        padded, pair_padding, slot = pad_by_video(tgt, video_of_pair, context.shape[0])
+        if context_padding_mask is not None:
+            context_padding_mask = _unmask_first_if_all_masked(context_padding_mask.bool())
+        out = self.decoder(
+            padded,
+            memory,
+            tgt_key_padding_mask=_unmask_first_if_all_masked(pair_padding),
+            memory_key_padding_mask=context_padding_mask,
+        )  # (B, P_max, d_model)
+        return out[video_of_pair, slot]
