@@ -1,0 +1,43 @@
+"""Where the feature stage runs: device choice and mixed precision."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+
+def select_device(preference: str = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; ``"cpu"``; ``"cuda"`` or ``"cuda:N"``.
+
+    Asking for CUDA on a machine without it is an error rather than a silent CPU run.
+    """
+    if preference == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if preference == "cpu":
+        return torch.device("cpu")
+    if preference == "cuda" or preference.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(
+                f"device {preference!r} was requested but CUDA is not available "
+                f"(torch {torch.__version__}); use 'auto' or 'cpu'"
+            )
+        device = torch.device(preference)
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"device {preference!r} does not exist: {torch.cuda.device_count()} CUDA device(s)"
+            )
+        return device
+    raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {preference!r}")
+
+
+def autocast_context(
+    device: torch.device, enabled: bool
+) -> contextlib.AbstractContextManager[object]:
+    """bfloat16 autocast on CUDA when ``enabled``; a no-op context on CPU or when disabled.
+
+    bfloat16 keeps float32's exponent range, so no loss scaling is needed.
+    """
+    if enabled and device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
