@@ -1,0 +1,144 @@
+"""Person–object relations derived from world state (geometry, gaze, contact history).
+
+The rules are listed in :mod:`scenellm.data.synth.world`; this file implements them.
+Boxes are (x0, y0, x1, y1) pixels; labels come back in AG order (``vocab.KINDS``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scenellm.data import vocab
+from scenellm.data.synth.scene import PERSON, Box
+
+VERTICAL = 0.15  # |Δy| / person height beyond which an object is above / beneath
+BESIDE = 0.3  # horizontal overlap / narrower width at or below which it is on the side
+INSIDE = 0.8  # share of a worn object's box inside the person box to call it `in`
+GAZE_COS = math.cos(math.radians(30))  # half-angle of the gaze cone
+UNSURE_OCCLUSION = 0.3  # an object this much hidden gets attention `unsure`
+HOLD_AFTER, SIT_AFTER, USE_AFTER, CARRY_BEFORE_BACK = 3, 2, 2, 2
+
+
+def _ordered(labels: set[str], kind: str) -> list[str]:
+    return [p for p in vocab.KINDS[kind] if p in labels]
+
+
+def spatial(box: Box, layer: int, person: Box) -> list[str]:
+    """Object → person spatial labels: vertical offset, then depth order or side."""
+    ow, pw, ph = box[2] - box[0], person[2] - person[0], person[3] - person[1]
+    dx = (box[0] + box[2] - person[0] - person[2]) / 2
+    dy = ((box[1] + box[3] - person[1] - person[3]) / 2) / ph
+    overlap = max(0.0, min(box[2], person[2]) - max(box[0], person[0])) / min(ow, pw)
+    inter = overlap * min(ow, pw) * max(0.0, min(box[3], person[3]) - max(box[1], person[1]))
+    inside = inter / (ow * (box[3] - box[1]))
+    labels: set[str] = set()
+    if dy < -VERTICAL:
+        labels.add("above")
+    elif dy > VERTICAL:
+        labels.add("beneath")
+    if layer == PERSON and inside >= INSIDE:
+        labels.add("in")
+    elif overlap <= BESIDE:
+        labels.add("on_the_side_of")
+    elif layer > PERSON:
+        labels.add("in_front_of")
+    elif layer < PERSON:
+        labels.add("behind")
+    if not labels:  # same depth, overlapping, level: name the dominant offset
+        labels.add("on_the_side_of" if abs(dx) / pw > abs(dy) else "above" if dy < 0 else "beneath")
+    return _ordered(labels, "spatial")
+
+
+def attention(
+    centre: tuple[float, float],
+    head: tuple[float, float, float],
+    gaze: tuple[float, float] | None,
+    hidden: float,
+) -> list[str]:
+    """One label: inside the gaze cone → looking_at; no gaze or half-hidden → unsure."""
+    if gaze is None or hidden >= UNSURE_OCCLUSION:
+        return ["unsure"]
+    vx, vy = centre[0] - head[0], centre[1] - head[1]
+    dist = math.hypot(vx, vy)
+    if dist <= head[2] or (vx * gaze[0] + vy * gaze[1]) / dist >= GAZE_COS:
+        return ["looking_at"]
+    return ["not_looking_at"]
+
+
+@dataclass(frozen=True)
+class ContactFacts:
+    """What the world shows about one (person, object) pair in one frame."""
+
+    kind: str | None  # None | "hand" | "seat" | "worn" | "back"
+    pose: str = "stand"
+    at_head: bool = False  # a held object at the mouth
+    on_surface: bool = False  # a held object resting over a table top
+    person_moved: bool = False  # the person walked since the previous frame
+    object_moved: bool = False  # the object moved since the previous frame
+
+
+@dataclass
+class PairHistory:
+    """Counters over the pair's consecutive observed frames; reset when unseen."""
+
+    hand: int = 0  # frames of hand contact
+    head: int = 0  # frames held at the head
+    carried: int = 0  # frames carried in the current hold
+    seat: int = 0  # frames settled on the seat
+    sat: int = 0  # of those, frames labelled sitting_on
+    back_ok: bool = False  # it reached the back after being carried long enough
+
+    def contacting(self, roles: frozenset[str], f: ContactFacts) -> list[str]:
+        """Advance the counters by one frame and return its contacting labels."""
+        if f.kind != "hand":
+            self.hand = self.head = self.carried = 0
+        if f.kind != "seat":
+            self.seat = self.sat = 0
+        if f.kind != "back":
+            self.back_ok = False
+        if f.kind is None:
+            return ["not_contacting"]
+        if f.kind == "worn":
+            return ["covered_by"] if "cover" in roles else ["wearing"]
+        if f.kind == "back":
+            return ["have_it_on_the_back"] if self.back_ok else ["other_relationship"]
+        if f.kind == "seat":
+            return self._seat(roles, f)
+        return self._hand(roles, f)
+
+    def _seat(self, roles: frozenset[str], f: ContactFacts) -> list[str]:
+        self.seat += 1
+        if self.seat <= SIT_AFTER:
+            return ["touching"] if self.seat == 1 else ["leaning_on"]
+        if f.pose == "lie":
+            return ["lying_on"] if "lie" in roles and self.sat >= 2 else ["other_relationship"]
+        self.sat += 1
+        return ["sitting_on"]
+
+    def _hand(self, roles: frozenset[str], f: ContactFacts) -> list[str]:
+        self.hand += 1
+        if self.hand <= HOLD_AFTER:
+            return ["touching"]
+        if "grasp" not in roles:
+            return (
+                ["leaning_on"]
+                if "surface" in roles
+                else ["twisting"]
+                if "twist" in roles
+                else ["other_relationship"]
+            )
+        labels = {"holding"}
+        self.head = self.head + 1 if f.at_head else 0
+        if f.person_moved:
+            labels.add("carrying")
+            self.carried += 1
+        if self.head >= USE_AFTER and "drink" in roles:
+            labels.add("drinking_from")
+        if self.head >= USE_AFTER and "eat" in roles:
+            labels.add("eating")
+        if f.on_surface and "write" in roles:
+            labels.add("writing_on")
+        if f.on_surface and f.object_moved and not f.person_moved and "wipe" in roles:
+            labels.add("wiping")
+        return _ordered(labels, "contacting")

@@ -1,0 +1,219 @@
+"""The synthetic world: one person acting in a room, frame by frame, and the rules that
+turn its state into Action Genome annotations.
+
+A video is a room (:mod:`~scenellm.data.synth.scene`: 2–5 objects of distinct classes,
+each on a depth layer) and a person following a scripted random plan
+(:mod:`~scenellm.data.synth.plan`: walk, reach, pick up, drink, sit, lie, put on, leave,
+step in front of the lens). Labels are computed from the world state, never drawn at
+random. Frames are the sampled (annotated) frames, so "n frames" below means n
+annotated frames in a row.
+
+World rules
+-----------
+Objects
+  * A held object follows the hand; a worn one the body (clothes on the torso, shoes on
+    the feet, a blanket wrapped around); a bag on the back hangs behind the torso. A
+    released object drops onto the table top it is over, else onto the back floor.
+  * Visibility: an object is invisible (``visible`` False, ``bbox`` None, all relation
+    lists None) when less than half of its box is inside the image, when ≥ 70 % of it lies
+    under boxes of things drawn in front of it (nearer layers, or the person unless the
+    person is in contact with it), or when the person stands right in front of the lens
+    (``closeup``: every object is invisible, so STTran drops that frame).
+  * The person's box is empty, shape (0, 4), when less than half of it is in the image
+    (walking in, out, or off-screen).
+Spatial (object → person, multi-label, from boxes and layers; at least one label)
+  * ``above`` / ``beneath``: vertical centre offset beyond 0.15 person heights;
+  * ``in``: a worn object (person layer) whose box is ≥ 80 % inside the person box;
+  * otherwise ``on_the_side_of`` when the horizontal overlap is ≤ 30 % of the narrower
+    box, else ``in_front_of`` / ``behind`` by layer (nearer / farther than the person);
+  * if nothing applies, the dominant offset (side, above or beneath).
+Attention (exactly one label per visible object)
+  * ``unsure`` when the person faces the camera, is not detected (off-screen) or the
+    object is ≥ 30 % hidden; else ``looking_at`` when the object centre is within 30° of
+    the gaze ray from the head (or touches the head), else ``not_looking_at``. The gaze
+    goes to the object the person attends to, if it is on the side they face, else
+    straight ahead slightly down.
+Contacting (multi-label, a per-(person, object) state machine over consecutive *observed*
+frames; every counter restarts when the object is invisible or contact stops)
+  * no contact → ``not_contacting``;
+  * hand on it: ``touching`` for the first 3 frames; from the 4th (≥ 3 prior contact
+    frames) a graspable object is ``holding`` and from then on follows the hand; a table
+    becomes ``leaning_on``, a door ``twisting`` (the knob), other furniture
+    ``other_relationship``;
+  * while holding: ``carrying`` when the person walked since the previous frame;
+    ``drinking_from`` (cup/glass/bottle) / ``eating`` (food, sandwich) once it has been
+    held at the mouth for ≥ 2 frames; ``writing_on`` (paper/notebook) when it rests over a
+    table; ``wiping`` (towel) when it rests over a table and moved while the person stood;
+  * seated on a chair/sofa/bed: ``touching`` the first frame, ``leaning_on`` the second,
+    ``sitting_on`` from the third (≥ 2 prior settled frames); lying on a sofa/bed is
+    ``lying_on`` once ``sitting_on`` held ≥ 2 frames (else ``other_relationship``);
+  * worn: ``wearing`` (clothes, shoe) or ``covered_by`` (blanket);
+  * a bag is slung onto the back only after ≥ 2 ``carrying`` frames, then
+    ``have_it_on_the_back``; if that history was not observed, ``other_relationship``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from scenellm.data.synth.body import Figure, anchor, back_point, figure, person_box, worn_box
+from scenellm.data.synth.catalogue import SEAT_TOP
+from scenellm.data.synth.kinematics import contact_kind, drop, gaze, grip, hold_point
+from scenellm.data.synth.occlusion import coverage, in_frame
+from scenellm.data.synth.plan import Intent
+from scenellm.data.synth.relations import (
+    CARRY_BEFORE_BACK,
+    ContactFacts,
+    PairHistory,
+    attention,
+    spatial,
+)
+from scenellm.data.synth.scene import BEHIND_BODY, HAND, PERSON, Box, Thing
+
+Point = tuple[float, float]
+HIDDEN = 0.7  # share of an object under nearer boxes at which it counts as occluded
+
+
+@dataclass(frozen=True)
+class ObjectView:
+    box: Box  # unclipped, pixels
+    layer: int
+    rank: int
+    visible: bool
+    attention: list[str] | None
+    spatial: list[str] | None
+    contacting: list[str] | None
+
+
+@dataclass(frozen=True)
+class FrameState:
+    figure: Figure
+    hand: Point
+    arm: bool  # the arm is stretched to the hand (reaching or holding)
+    gaze: Point | None  # unit vector, None when facing the camera
+    person_box: Box  # unclipped
+    person_seen: bool
+    objects: tuple[ObjectView, ...]
+
+
+def _attach(it: Intent, things: list[Thing], history: list[PairHistory], H: float) -> None:
+    """Apply the plan's release / put-on requests; a hand lets go of what it no longer uses."""
+    for i, t in enumerate(things):
+        if t.attach == "hand" and (it.hand != i or it.attach == "release"):
+            drop(t, things, H)
+    if it.hand is None or things[it.hand].attach != "hand":
+        return
+    t, h = things[it.hand], history[it.hand]
+    if it.attach == "body":
+        t.attach, t.layer = "body", PERSON
+    elif it.attach == "back" and h.carried >= CARRY_BEFORE_BACK:
+        t.attach, t.layer = "back", BEHIND_BODY
+        h.back_ok = True
+
+
+def _follow(t: Thing, fig: Figure, hand: tuple[float, float], H: float) -> None:
+    """Move an attached object with the hand, body or back."""
+    if t.attach == "hand":
+        t.centre_on(*hand)
+    elif t.attach == "back":
+        t.centre_on(*back_point(fig))
+    elif t.attach == "body":
+        role = "shoe" if t.kind.name == "shoe" else "cover" if "cover" in t.kind.roles else ""
+        t.box = worn_box(fig, role, t.w, t.h, H)
+
+
+def _pose(
+    it: Intent, things: list[Thing], size: tuple[int, int], moved: bool
+) -> tuple[Figure, Point, Thing | None]:
+    """The body for this intent, where its hand is, and the thing the hand is busy with."""
+    H = size[1]
+    seat = things[it.seat] if it.seat is not None else None
+    top = seat.box[1] + SEAT_TOP[seat.kind.name] * seat.h if seat is not None else 0.0
+    fig = figure(it.x, it.pose, it.facing, size, seat.box if seat else None, top, moved)
+    target = things[it.hand] if it.hand is not None and it.pose != "closeup" else None
+    if target is None:
+        return fig, fig.rest, None
+    if target.attach == "hand":
+        return fig, hold_point(it, target, things, fig, H), target
+    return fig, grip(target, fig, H) if it.hand_at == "reach" else fig.rest, target
+
+
+def simulate(things: list[Thing], plan: list[Intent], size: tuple[int, int]) -> list[FrameState]:
+    """Run the plan in the room; ``things`` are moved in place. One state per intent."""
+    W, H = size
+    history = [PairHistory() for _ in things]
+    prev_x = plan[0].x if plan else 0.0
+    prev_centres = [t.centre for t in things]
+    states = []
+    for it in plan:
+        _attach(it, things, history, H)
+        moved = abs(it.x - prev_x) >= 1.0
+        fig, hand, target = _pose(it, things, size, moved)
+        for t in things:
+            _follow(t, fig, hand, H)
+        pbox = (0.0, 0.0, float(W), float(H)) if it.pose == "closeup" else person_box(fig, hand)
+        seen = in_frame(pbox, W, H) >= 0.5
+        kinds = [contact_kind(i, t, it) for i, t in enumerate(things)]
+        hidden = _hidden(things, kinds, pbox, size)
+        look = gaze(it, fig, things) if seen else None
+        mouth = anchor(fig, "head", H)
+        views = []
+        for i, t in enumerate(things):
+            visible = it.pose != "closeup" and in_frame(t.box, W, H) >= 0.5 and hidden[i] < HIDDEN
+            if not visible:
+                history[i] = PairHistory()
+                views.append(ObjectView(t.box, t.layer, t.rank, False, None, None, None))
+                continue
+            facts = ContactFacts(
+                kinds[i],
+                it.pose,
+                at_head=t.attach == "hand" and math.dist(t.centre, mouth) <= fig.head[2],
+                on_surface=t.attach == "hand" and _on_surface(t, things, H),
+                person_moved=moved,
+                object_moved=math.dist(t.centre, prev_centres[i]) >= 1.0,
+            )
+            contacting = history[i].contacting(t.kind.roles, facts)
+            if "holding" in contacting and t.attach is None:
+                t.attach, t.layer = "hand", HAND
+            views.append(
+                ObjectView(
+                    t.box,
+                    t.layer,
+                    t.rank,
+                    True,
+                    attention(t.centre, fig.head, look, hidden[i]),
+                    spatial(t.box, t.layer, pbox),
+                    contacting,
+                )
+            )
+        states.append(FrameState(fig, hand, target is not None, look, pbox, seen, tuple(views)))
+        prev_x, prev_centres = it.x, [t.centre for t in things]
+    return states
+
+
+def _on_surface(t: Thing, things: list[Thing], H: float) -> bool:
+    cx, bottom = t.centre[0], t.box[3]
+    return any(
+        "surface" in s.kind.roles
+        and s.box[0] <= cx <= s.box[2]
+        and abs(bottom - s.box[1]) <= 0.03 * H
+        for s in things
+    )
+
+
+def _hidden(
+    things: list[Thing], kinds: list[str | None], pbox: Box, size: tuple[int, int]
+) -> list[float]:
+    """Occluded share per object: under nearer objects, or the person unless in contact."""
+    order = sorted(range(len(things)), key=lambda i: (things[i].layer, things[i].rank, i))
+    person_key = (PERSON, -1, -1)
+    boxes = [t.box for t in things] + [pbox]
+    occluders = []
+    for i, t in enumerate(things):
+        key = (t.layer, t.rank, i)
+        over = [j for j in order if (things[j].layer, things[j].rank, j) > key]
+        if person_key > key and kinds[i] is None:
+            over.append(len(things))
+        occluders.append(over)
+    return coverage(boxes, [*occluders, []], *size)[: len(things)]
