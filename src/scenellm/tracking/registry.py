@@ -1,0 +1,241 @@
+"""The fine-tuned model in the MLflow registry: pyfunc packaging, champion / challenger.
+
+The model is a folder (LoRA adapters, heads, ``config.json``) logged as a pyfunc model whose
+artifact ``model_dir`` is that folder. Loading calls the loader named in the model's
+``model_config`` (``"module:function"``, called with the folder's local path), so
+
+    mlflow.pyfunc.load_model("models:/scenellm@champion").unwrap_python_model().model
+
+is the fine-tuned model when ``MLFLOW_TRACKING_URI`` names the store; :func:`load_registered`
+does the same for an explicit URI without touching MLflow's globals. ``predict`` raises
+NotImplementedError on purpose: scene graphs need video batches with detector features,
+which the evaluate stage builds.
+
+Promotion rule of :func:`register_and_promote` (alias ``champion``, otherwise ``challenger``):
+
+1. no champion yet, or ``force=True`` → the new version is champion;
+2. the champion was scored with the same metric on the same data version (DVC md5) →
+   the new version is champion only if its metric is strictly higher (a non-finite score
+   never wins; a non-finite champion score loses to any finite one);
+3. the champion was scored on another data version (or with another metric) → scores are
+   not comparable, so the new version is challenger. To replace the champion after the
+   data changed, re-evaluate it on the new data and pass ``force=True`` when the new
+   version wins (the scheduled-retraining flow does this).
+
+Two registrations racing each other may both read the same champion; the later alias write
+wins. Serialize promotions (one retraining flow at a time) where that matters.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+from mlflow.models import Model
+
+from scenellm.tracking.lineage import package_versions
+
+MODEL_NAME = "scenellm"
+DEFAULT_LOADER = "scenellm.model.checkpoint:load_finetuned"
+DEFAULT_METRIC = "predcls_R@20_with"
+REQUIREMENTS = ("mlflow", "torch", "transformers", "peft", "numpy", "scenellm")
+
+
+def load_directory_manifest(path: Path) -> dict[str, Any]:
+    """A minimal loader: ``{"config": config.json content or None, "files": [relative paths]}``."""
+    path = Path(path)
+    config = path / "config.json"
+    return {
+        "config": json.loads(config.read_text()) if config.exists() else None,
+        "files": sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()),
+    }
+
+
+def resolve_loader(spec: str) -> Callable[[Path], Any]:
+    """``"package.module:function"`` → the function."""
+    module, _, attr = spec.partition(":")
+    if not module or not attr:
+        raise ValueError(f"loader {spec!r}: expected 'package.module:function'.")
+    return getattr(importlib.import_module(module), attr)
+
+
+class SceneLLMModel(mlflow.pyfunc.PythonModel):
+    """Pyfunc wrapper; after loading, ``.model`` is whatever the configured loader returned."""
+
+    model: Any = None
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        loader = resolve_loader((context.model_config or {}).get("loader", DEFAULT_LOADER))
+        self.model = loader(Path(context.artifacts["model_dir"]))
+
+    def predict(
+        self, context: Any, model_input: list[str], params: dict[str, Any] | None = None
+    ) -> list[str]:
+        raise NotImplementedError(
+            "SceneLLM predicts scene graphs from video batches with detector features; run "
+            "the evaluate stage (`scenellm stage evaluate`) or use `.unwrap_python_model().model`."
+        )
+
+
+def log_model(
+    client: MlflowClient,
+    run_id: str,
+    model_dir: Path,
+    loader: str = DEFAULT_LOADER,
+    name: str = "model",
+) -> str:
+    """Log ``model_dir`` as a pyfunc model output of ``run_id``; returns ``models:/<model_id>``.
+
+    This is ``mlflow.pyfunc.log_model`` spelled out with an explicit client (it would read
+    the global tracking URI and active run, which are unsafe across threads).
+    """
+    run = client.get_run(run_id)
+    logged = client.create_logged_model(
+        run.info.experiment_id, name=name, source_run_id=run_id, model_type="scenellm"
+    )
+    versions = package_versions()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / "model"
+            mlflow.pyfunc.save_model(
+                str(local),
+                python_model=SceneLLMModel(),
+                artifacts={"model_dir": str(Path(model_dir).resolve())},
+                model_config={"loader": loader},
+                pip_requirements=[f"{p}=={versions[p]}" for p in REQUIREMENTS],
+                mlflow_model=Model(
+                    artifact_path=logged.artifact_location,
+                    run_id=run_id,
+                    model_uuid=logged.model_id,
+                    model_id=logged.model_id,
+                ),
+            )
+            client.log_model_artifacts(logged.model_id, str(local))
+        client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
+    except BaseException:
+        client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+        raise
+    client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+    return f"models:/{logged.model_id}"
+
+
+def champion_info(client: MlflowClient, name: str = MODEL_NAME) -> dict[str, Any] | None:
+    """``{"version", "run_id", "metric", "metric_name", "data_md5"}`` of the champion, or None."""
+    found = client.search_registered_models(filter_string=f"name = '{name}'")
+    if not found or "champion" not in found[0].aliases:
+        return None
+    version = client.get_model_version(name, found[0].aliases["champion"])
+    return {
+        "version": int(version.version),
+        "run_id": version.run_id,
+        "metric": float(version.tags.get("metric", "nan")),
+        "metric_name": version.tags.get("metric_name"),
+        "data_md5": version.tags.get("data_md5"),
+    }
+
+
+def promotion(
+    champion: dict[str, Any] | None,
+    metric_value: float,
+    data_version: str,
+    metric_name: str,
+    force: bool = False,
+) -> tuple[str, str]:
+    """``(alias, reason)`` for a new version under the rule in the module docstring."""
+    if champion is None:
+        return "champion", "no champion yet"
+    if force:
+        return "champion", f"forced over champion v{champion['version']}"
+    old = champion["metric"]
+    if champion["data_md5"] != data_version or champion["metric_name"] != metric_name:
+        return "challenger", (
+            f"champion v{champion['version']} was scored with {champion['metric_name']} on data "
+            f"{champion['data_md5']}, this version with {metric_name} on data {data_version}; "
+            "scores on different data are not comparable (re-evaluate and use force)"
+        )
+    if math.isfinite(metric_value) and (not math.isfinite(old) or metric_value > old):
+        return "champion", f"{metric_name} {metric_value:.6g} > {old:.6g} of v{champion['version']}"
+    return "challenger", (
+        f"{metric_name} {metric_value:.6g} does not beat {old:.6g} of "
+        f"champion v{champion['version']}"
+    )
+
+
+def register_and_promote(
+    client: MlflowClient,
+    run_id: str,
+    model_uri: str,
+    metric_value: float,
+    data_version: str,
+    metric_name: str = DEFAULT_METRIC,
+    force: bool = False,
+    name: str = MODEL_NAME,
+) -> dict[str, Any]:
+    """Register ``model_uri`` as a new version of ``name`` and set its alias.
+
+    Returns ``{"version", "alias", "previous_champion", "reason"}``; ``previous_champion``
+    is the champion's version before this call (None if there was none).
+    """
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    champion = champion_info(client, name)
+    model_id, source = None, model_uri
+    if model_uri.startswith("models:/m-"):
+        # MLflow's SQL registry resolves a models:/ source through the *global* tracking URI
+        # (its own TODO); handing it the logged model's storage location avoids that lookup.
+        model_id = model_uri.removeprefix("models:/")
+        source = client.get_logged_model(model_id).artifact_location
+    version = client.create_model_version(
+        name,
+        source,
+        run_id=run_id,
+        model_id=model_id,
+        tags={
+            "data_md5": data_version,
+            "metric_name": metric_name,
+            "metric": repr(float(metric_value)),
+        },
+    )
+    alias, reason = promotion(champion, float(metric_value), data_version, metric_name, force)
+    client.set_registered_model_alias(name, alias, version.version)
+    return {
+        "version": int(version.version),
+        "alias": alias,
+        "previous_champion": champion["version"] if champion else None,
+        "reason": reason,
+    }
+
+
+def load_registered(
+    alias: str = "champion",
+    tracking_uri: str | None = None,
+    name: str = MODEL_NAME,
+    dst: Path | None = None,
+) -> Any:
+    """The loaded model behind ``models:/<name>@<alias>`` (the loader's return value).
+
+    Files are downloaded to ``dst`` (a new temporary folder by default, kept because the
+    loaded model may read them lazily). ``tracking_uri`` defaults to the project's store.
+    """
+    if tracking_uri is None:
+        from scenellm.project import Project
+
+        tracking_uri = Project.discover().mlflow_tracking_uri
+    client = MlflowClient(tracking_uri)
+    # Resolved here: MLflow resolves a models:/ URI through the global registry URI.
+    version = client.get_model_version_by_alias(name, alias).version
+    target = Path(dst) if dst is not None else Path(tempfile.mkdtemp(prefix="scenellm-model-"))
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=client.get_model_version_download_uri(name, version),
+        dst_path=str(target),
+        tracking_uri=tracking_uri,
+    )
+    return mlflow.pyfunc.load_model(local).unwrap_python_model().model
