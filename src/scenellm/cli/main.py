@@ -77,6 +77,23 @@ def stage(
 
 @app.command()
 @user_errors
+def run(
+    overrides: list[str] = SetOption,
+    register: bool = typer.Option(True, help="Register the model in MLflow's registry."),
+) -> None:
+    """Run the whole pipeline as the Prefect `train` flow, tracked in MLflow.
+
+    Regenerates the default data/ if missing (checked against data.dvc), reuses every stage
+    whose inputs did not change, registers the model (champion/challenger) and prints a
+    summary with the metrics beside the frequency baseline.
+    """
+    from scenellm.cli.run import run_pipeline
+
+    run_pipeline(overrides, register)
+
+
+@app.command()
+@user_errors
 def info(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """Show the stores in use (MLflow, Optuna, Prefect, artifacts)."""
     from scenellm.project import Project

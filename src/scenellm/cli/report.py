@@ -60,6 +60,10 @@ def print_stage_results(results: dict[str, StageResult], target: str, as_json: b
                       res.fingerprint[:12], str(res.path))
     console = Console()
     console.print(table)
+    report = results[target].path / "table.txt"
+    if report.exists():
+        console.print(report.read_text(), highlight=False)
+        return
     metrics = {k: v for k, v in results[target].metrics.items() if not isinstance(v, dict)}
     if metrics:
         console.print(", ".join(f"{k}={v}" for k, v in metrics.items()))

@@ -36,7 +36,7 @@ class DetectorParams(Section):
     checkpoint: str | None = Field(None, description="Local checkpoint for 'resnet'.")
     feature_dim: PositiveInt = Field(256, description="Object / union feature size.")
     roi_size: PositiveInt = Field(7, description="RoIAlign output size.")
-    epochs: int = Field(4, ge=0, description="Epochs of crop classification training.")
+    epochs: int = Field(2, ge=0, description="Epochs of crop classification training.")
     lr: PositiveFloat = Field(1e-3, description="Learning rate of the detector head training.")
     batch_size: PositiveInt = Field(16, description="Frames per batch.")
     device: str = Field("auto", description="auto | cpu | cuda.")

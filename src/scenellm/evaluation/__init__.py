@@ -1,1 +1,22 @@
-"""evaluation."""
+"""Scene-graph evaluation: STTran's Recall@K (vectorized), mean recalls, frequency baseline.
+
+Exports load lazily, so ``import scenellm.evaluation`` costs nothing; torch is imported only
+when a video is evaluated.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+__all__ = ["FrequencyBaseline", "SceneGraphEvaluator"]
+
+_WHERE = {
+    "FrequencyBaseline": "scenellm.evaluation.baseline",
+    "SceneGraphEvaluator": "scenellm.evaluation.evaluator",
+}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'scenellm.evaluation' has no attribute {name!r}")

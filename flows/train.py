@@ -1,0 +1,54 @@
+"""The ``train`` flow: prepare → features → vqvae → finetune → evaluate, one Prefect task
+per stage, tracked in MLflow, the fine-tuned model registered with the champion rule.
+
+Stage reuse comes from the stage fingerprints (not Prefect's cache), so a re-run with
+nothing changed does no stage work, across runs and processes.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.tasks import exponential_backoff
+
+from scenellm.config.load import load_params
+from scenellm.project import Project
+from scenellm.stages.registry import PIPELINE
+from scenellm.stages.tracked import PipelineRun
+from scenellm.stages.train_summary import register_model, summary_markdown, train_summary
+
+
+@task(name="stage", cache_policy=NO_CACHE)
+def stage_task(run: PipelineRun, name: str):
+    return run.stage(name)
+
+
+@flow(name="train", log_prints=True)
+def train(overrides: list[str] | None = None, register: bool = True) -> dict:
+    project = Project.discover()
+    params = load_params(project.params_dir, overrides)
+    orch = params.orchestration
+    run = PipelineRun.start(project, params, run_name=f"train-{flow_run.get_name()}",
+                            flow_run_id=str(flow_run.get_id()))
+    try:
+        for name in PIPELINE:
+            stage_task.with_options(
+                name=name, retries=orch.retries,
+                retry_delay_seconds=exponential_backoff(backoff_factor=orch.retry_delay_seconds),
+                timeout_seconds=orch.timeout_seconds.get(name),
+            )(run, name)
+        registration = register_model(run) if register else None
+    except BaseException:
+        run.finish("FAILED")
+        raise
+    run.finish()
+    summary = train_summary(run, registration)
+    create_markdown_artifact(summary_markdown(summary), key="train-summary",
+                             description="Stages, metrics and registry outcome of this run")
+    return summary
+
+
+if __name__ == "__main__":
+    train()

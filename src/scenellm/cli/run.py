@@ -1,0 +1,69 @@
+"""``scenellm run``: the train flow on the embedded defaults, with a readable summary."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from scenellm.project import Project
+
+
+def prefect_environment(project: Project) -> None:
+    """Embedded Prefect: ephemeral API with its database under the project folder."""
+    os.environ.setdefault("PREFECT_HOME", str(project.home / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def load_flow(project: Project, module: str, name: str):
+    path = project.root / "flows" / f"{module}.py"
+    spec = importlib.util.spec_from_file_location(f"scenellm_flows.{module}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return getattr(mod, name)
+
+
+def print_summary(summary: dict, project: Project) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.rule("scenellm run")
+    console.print(f"data      {summary['data_root']}  version [bold]{summary['data_version']}"
+                  "[/bold]")
+    table = Table(title="stages")
+    for column in ("stage", "status", "seconds", "fingerprint"):
+        table.add_column(column)
+    for name, s in summary["stages"].items():
+        table.add_row(name, "[dim]reused[/dim]" if s["reused"] else "[green]computed[/green]",
+                      f"{s['seconds']:.1f}", s["fingerprint"])
+    console.print(table)
+    console.print("test split, model beside the frequency baseline (recall in %):")
+    console.print(summary["table"], highlight=False)
+    reg = summary.get("registration")
+    if reg:
+        console.print(f"registry  scenellm version {reg['version']} → [bold]{reg['alias']}"
+                      f"[/bold] ({reg['reason']})")
+    console.print(f"MLflow    run {summary['mlflow_run_id']}")
+    console.print(f"open UI   mlflow ui --backend-store-uri {summary['mlflow_tracking_uri']} "
+                  "--host 127.0.0.1 --port 5000")
+    console.print(f"stage dirs under {project.artifacts}")
+
+
+def run_pipeline(overrides: list[str] | None, register: bool) -> dict:
+    from scenellm.config.load import load_params
+    from scenellm.data.default import ensure_data
+
+    project = Project.discover()
+    params = load_params(project.params_dir, overrides)
+    ensure_data(project, params.data)
+    prefect_environment(project)
+    train = load_flow(project, "train", "train")
+    summary = train(overrides=overrides or [], register=register)
+    print_summary(summary, project)
+    return summary

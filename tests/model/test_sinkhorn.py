@@ -1,0 +1,148 @@
+"""sinkhorn against POT's ``sinkhorn_log``, finite differences and its own invariants."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import ot
+import pytest
+import torch
+
+from scenellm.model.sinkhorn import sinkhorn
+
+
+def _problem(rng: np.random.Generator, n: int, m: int, batch: tuple[int, ...] = ()):
+    cost = rng.random((*batch, n, m))
+    a = rng.random((*batch, n))
+    b = rng.random((*batch, m))
+    return cost, a / a.sum(-1, keepdims=True), b / b.sum(-1, keepdims=True)
+
+
+def _pot(a, b, cost, epsilon, max_iter, tol):
+    with warnings.catch_warnings(), np.errstate(divide="ignore"):
+        warnings.simplefilter("ignore")  # "did not converge" for fixed-iteration runs
+        return ot.sinkhorn(
+            a, b, cost, epsilon, method="sinkhorn_log", numItermax=max_iter, stopThr=tol
+        )
+
+
+def _t(*arrays):
+    return [torch.from_numpy(np.ascontiguousarray(x)) for x in arrays]
+
+
+@pytest.mark.parametrize("tol", [1e-9, 1e-4])
+def test_matches_pot_sinkhorn_log_on_random_problems(tol):
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        n, m = int(rng.integers(1, 40)), int(rng.integers(1, 30))
+        epsilon = float(10 ** rng.uniform(-2, 0))
+        cost, a, b = _problem(rng, n, m)
+        expected = _pot(a, b, cost, epsilon, 5000, tol)
+        plan = sinkhorn(*_t(cost, a, b), epsilon, max_iter=5000, tol=tol)
+        assert plan.shape == (n, m)
+        torch.testing.assert_close(
+            plan, torch.from_numpy(expected), rtol=1e-6, atol=1e-12, msg=f"seed {seed}"
+        )
+
+
+def test_matches_pot_when_stopped_before_convergence():
+    cost, a, b = _problem(np.random.default_rng(1), 25, 14)
+    expected = _pot(a, b, cost, 0.01, 7, 0.0)
+    plan = sinkhorn(*_t(cost, a, b), 0.01, max_iter=7, tol=0.0)
+    torch.testing.assert_close(plan, torch.from_numpy(expected), rtol=1e-9, atol=1e-15)
+
+
+def test_batched_equals_per_problem():
+    cost, a, b = _t(*_problem(np.random.default_rng(2), 17, 11, batch=(6,)))
+    batched = sinkhorn(cost, a, b, 0.05, max_iter=200, tol=0.0)
+    for i in range(6):
+        single = sinkhorn(cost[i], a[i], b[i], 0.05, max_iter=200, tol=0.0)
+        torch.testing.assert_close(batched[i], single, rtol=1e-12, atol=1e-15)
+    # with early stopping the batch runs until its worst problem converged
+    converged = sinkhorn(cost, a, b, 0.05, max_iter=5000, tol=1e-10)
+    for i in range(6):
+        single = sinkhorn(cost[i], a[i], b[i], 0.05, max_iter=5000, tol=1e-10)
+        torch.testing.assert_close(converged[i], single, rtol=1e-7, atol=1e-12)
+
+
+def test_marginals_match_a_and_b():
+    cost, a, b = _t(*_problem(np.random.default_rng(3), 30, 20, batch=(4,)))
+    plan = sinkhorn(cost, a, b, 0.1, max_iter=1000, tol=1e-9)
+    torch.testing.assert_close(plan.sum(-1), a, rtol=0, atol=1e-14)  # u is updated last
+    assert torch.linalg.vector_norm(plan.sum(-2) - b, dim=-1).max() < 1e-9
+    assert (plan >= 0).all()
+
+
+def test_float32_close_to_float64():
+    cost, a, b = _t(*_problem(np.random.default_rng(4), 40, 25, batch=(3,)))
+    plan64 = sinkhorn(cost, a, b, 0.05, max_iter=300, tol=0.0)
+    plan32 = sinkhorn(cost.float(), a.float(), b.float(), 0.05, max_iter=300, tol=0.0)
+    assert plan32.dtype == torch.float32
+    torch.testing.assert_close(plan32.double(), plan64, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("epsilon", [1e-3, 1e-4])
+def test_tiny_epsilon_is_finite(dtype, epsilon):
+    cost, a, b = _t(*_problem(np.random.default_rng(5), 50, 30, batch=(2,)))
+    cost, a, b = cost.to(dtype), a.to(dtype), b.to(dtype)
+    plan = sinkhorn(cost, a, b, epsilon, max_iter=200, tol=1e-6)
+    assert torch.isfinite(plan).all()
+    torch.testing.assert_close(plan.sum(-1), a, rtol=1e-4, atol=1e-6)
+    if dtype == torch.float64:
+        expected = _pot(a[0].numpy(), b[0].numpy(), cost[0].numpy(), epsilon, 200, 1e-6)
+        torch.testing.assert_close(plan[0], torch.from_numpy(expected), rtol=1e-6, atol=1e-12)
+
+
+def test_zero_masses_give_zero_rows_and_columns():
+    cost, a, b = _problem(np.random.default_rng(6), 12, 9)
+    a[[0, 5]] = 0.0
+    b[[3]] = 0.0
+    a, b = a / a.sum(), b / b.sum()
+    cost_t, a_t, b_t = (x.requires_grad_(True) for x in _t(cost, a, b))
+    plan = sinkhorn(cost_t, a_t, b_t, 0.05, max_iter=500, tol=1e-9)
+    assert torch.isfinite(plan).all()
+    assert (plan[[0, 5]] == 0).all() and (plan[:, 3] == 0).all()
+    torch.testing.assert_close(plan.detach(), torch.from_numpy(_pot(a, b, cost, 0.05, 500, 1e-9)))
+    (plan * cost_t).sum().backward()
+    for x in (cost_t, a_t, b_t):
+        assert torch.isfinite(x.grad).all()
+
+
+def test_gradient_matches_finite_differences():
+    cost, a, b = _t(*_problem(np.random.default_rng(7), 4, 3, batch=(2,)))
+    inputs = tuple(x.clone().requires_grad_(True) for x in (cost, a, b))
+    assert torch.autograd.gradcheck(
+        lambda c, a, b: sinkhorn(c, a, b, 0.2, max_iter=30, tol=0.0), inputs
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda c, a, b: (c[0, 0], a[0], b[0]), "shape"),
+        (lambda c, a, b: (c, a[:, :-1], b), "shapes"),
+        (lambda c, a, b: (c, a, b[0]), "shapes"),
+        (lambda c, a, b: (c.long(), a, b), "float32 or float64"),
+        (lambda c, a, b: (c, -a, b), "negative"),
+        (lambda c, a, b: (c, a, 2 * b), "total masses differ"),
+        (lambda c, a, b: (c, 0 * a, 0 * b), "zero total mass"),
+        (lambda c, a, b: (c.clone().fill_(float("nan")), a, b), "non-finite"),
+        (lambda c, a, b: (c[:, :0], a[:, :0], b), "non-empty"),
+        (lambda c, a, b: (c[:0], a[:0], b[:0]), "non-empty"),
+    ],
+)
+def test_bad_inputs_raise(change, match):
+    cost, a, b = _t(*_problem(np.random.default_rng(8), 5, 4, batch=(2,)))
+    with pytest.raises(ValueError, match=match):
+        sinkhorn(*change(cost, a, b), 0.1)
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"epsilon": 0.0}, {"max_iter": 0}, {"check_every": 0}, {"tol": -1.0}]
+)
+def test_bad_parameters_raise(kwargs):
+    cost, a, b = _t(*_problem(np.random.default_rng(9), 5, 4))
+    with pytest.raises(ValueError):
+        sinkhorn(cost, a, b, **{"epsilon": 0.1, **kwargs})
