@@ -25,8 +25,26 @@ def stage_task(run: PipelineRun, name: str):
     return run.stage(name)
 
 
+def route_to_pool(run: PipelineRun, name: str, overrides: list[str]) -> None:
+    """Run a GPU stage as the ``stage/<pool>`` deployment and wait for it."""
+    from prefect.deployments import run_deployment
+
+    orch = run.params.orchestration
+    flow_run = run_deployment(
+        name=f"stage/{orch.gpu_pool}",
+        parameters={"name": name, "overrides": overrides,
+                    "project_root": str(run.project.root)},
+        timeout=orch.timeout_seconds.get(name),
+        tags=["scenellm", f"parent:{run.parent_id}"],
+    )
+    if not flow_run.state or not flow_run.state.is_completed():
+        raise RuntimeError(f"stage '{name}' on work pool '{orch.gpu_pool}' ended "
+                           f"{flow_run.state.name if flow_run.state else 'without a state'}")
+
+
 @flow(name="train", log_prints=True)
-def train(overrides: list[str] | None = None, register: bool = True) -> dict:
+def train(overrides: list[str] | None = None, promote: bool = True,
+          force_promote: bool = False) -> dict:
     project = Project.discover()
     params = load_params(project.params_dir, overrides)
     orch = params.orchestration
@@ -34,12 +52,14 @@ def train(overrides: list[str] | None = None, register: bool = True) -> dict:
                             flow_run_id=str(flow_run.get_id()))
     try:
         for name in PIPELINE:
+            if orch.gpu_pool and name in orch.gpu_stages:
+                route_to_pool(run, name, overrides or [])  # the task below then reuses it
             stage_task.with_options(
                 name=name, retries=orch.retries,
                 retry_delay_seconds=exponential_backoff(backoff_factor=orch.retry_delay_seconds),
                 timeout_seconds=orch.timeout_seconds.get(name),
             )(run, name)
-        registration = register_model(run) if register else None
+        registration = register_model(run, force_promote) if promote else None
     except BaseException:
         run.finish("FAILED")
         raise

@@ -94,6 +94,26 @@ def run(
 
 @app.command()
 @user_errors
+def serve(
+    cron: str = typer.Option(None, help="Cron schedule (default: orchestration.retrain_cron)."),
+    force: bool = typer.Option(False, help="Retrain even when the data did not change."),
+) -> None:
+    """Serve the scheduled `retrain` deployment from this process (Ctrl-C stops it).
+
+    For schedules that survive this process, run `prefect server start`, `prefect deploy
+    --all` and `prefect worker start --pool cpu` (see README).
+    """
+    from scenellm.cli.run import load_flow, prefect_environment
+
+    project, params = load(None, None)
+    prefect_environment(project)
+    retrain = load_flow(project, "retrain", "retrain")
+    retrain.serve(name="retrain-served", cron=cron or params.orchestration.retrain_cron,
+                  parameters={"force": force})
+
+
+@app.command()
+@user_errors
 def info(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """Show the stores in use (MLflow, Optuna, Prefect, artifacts)."""
     from scenellm.project import Project

@@ -17,10 +17,16 @@ def prefect_environment(project: Project) -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 def load_flow(project: Project, module: str, name: str):
+    import sys
+
+    folder = str(project.root / "flows")
+    if folder not in sys.path:  # flows import each other by module name, as Prefect does
+        sys.path.insert(0, folder)
     path = project.root / "flows" / f"{module}.py"
     spec = importlib.util.spec_from_file_location(f"scenellm_flows.{module}", path)
     mod = importlib.util.module_from_spec(spec)
@@ -64,6 +70,6 @@ def run_pipeline(overrides: list[str] | None, register: bool) -> dict:
     ensure_data(project, params.data)
     prefect_environment(project)
     train = load_flow(project, "train", "train")
-    summary = train(overrides=overrides or [], register=register)
+    summary = train(overrides=overrides or [], promote=register)
     print_summary(summary, project)
     return summary

@@ -119,6 +119,7 @@ class OrchestrationParams(Section):
     gpu_pool: str | None = Field(None, description="Work pool running GPU stages; None = local.")
     gpu_stages: list[str] = Field(["features", "vqvae", "finetune"], description="Routed stages.")
     experiment: str = Field("scenellm", description="MLflow experiment name.")
+    retrain_cron: str = Field("0 3 * * 1", description="Schedule of `scenellm serve` (cron).")
 
 
 class Params(Section):

@@ -1,67 +1,106 @@
-"""Frequency baseline (Motifs, Zellers et al. 2018): predicate distribution per
-(person, object class) pair and kind, estimated on the train split.
+"""Frequency baseline (Motifs, Zellers et al. 2018, "FREQ"): predicate statistics of each
+(person, object class) pair, counted on the training pairs.
 
-    P(attention = a | c) = (n_{c,a} + s) / (n_c + 3 s)          (one label per pair)
-    P(spatial_j = 1 | c) = (n_{c,j} + s) / (n_c + 2 s)           (multi-label, per predicate)
+With ``n_c`` training pairs of object class ``c`` and smoothing ``s``:
 
-Unseen classes fall back to the distribution over all pairs. Attention is returned as
-log-probabilities so the evaluator's softmax gives back the probabilities.
+    P(attention = a | c) = (n_{c,a} + s) / (n_c + 3 s)      one label per pair (softmax head)
+    P(spatial_j = 1 | c) = (n_{c,j} + s) / (n_c + 2 s)      one Bernoulli per predicate
+    P(contacting_j = 1 | c) likewise                          (sigmoid heads)
+
+A class never seen in training gets the statistics of all pairs. Attention comes out as
+log-probabilities, so the evaluator's softmax gives the probabilities back exactly (up to
+rounding); spatial and contacting come out as probabilities, as the evaluator expects.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-KINDS = ("attention", "spatial", "contacting")
+from scenellm.data.vocab import KINDS
+
+_WIDTH = {
+    kind: len(names) for kind, names in KINDS.items()
+}  # attention 3, spatial 6, contacting 17
 
 
 class FrequencyBaseline:
+    """Predicate frequencies per object class; ``fit`` then ``predict``."""
+
     def __init__(self) -> None:
         self.smoothing = 1.0
-        self.tables: dict[str, dict[int, np.ndarray]] = {}
-        self.fallback: dict[str, np.ndarray] = {}
+        self.classes = np.zeros(0, dtype=np.int64)  # (C,) sorted object class ids
+        self.pairs = np.zeros(0)  # (C,) training pairs per class
+        self.counts = {kind: np.zeros((0, w)) for kind, w in _WIDTH.items()}  # (C, width)
 
-    def fit(self, object_classes: np.ndarray, attention: np.ndarray, spatial: np.ndarray,
-            contacting: np.ndarray, smoothing: float = 1.0) -> FrequencyBaseline:
-        """object_classes (N,), attention (N,) kind-local index, spatial (N, 6) and
-        contacting (N, 17) multi-hot."""
-        self.smoothing = smoothing
-        classes = np.asarray(object_classes)
-        att_hot = np.eye(3)[np.asarray(attention, dtype=int)]
-        data = {"attention": att_hot, "spatial": np.asarray(spatial, float),
-                "contacting": np.asarray(contacting, float)}
-        for kind, hot in data.items():
-            self.tables[kind] = {int(c): self._estimate(kind, hot[classes == c])
-                                 for c in np.unique(classes)}
-            self.fallback[kind] = self._estimate(kind, hot)
+    def fit(
+        self,
+        object_classes: np.ndarray,
+        attention: np.ndarray,
+        spatial: np.ndarray,
+        contacting: np.ndarray,
+        smoothing: float = 1.0,
+    ) -> FrequencyBaseline:
+        """Count the training pairs: ``object_classes`` (N,), ``attention`` (N,) kind-local
+        index, ``spatial`` (N, 6) and ``contacting`` (N, 17) multi-hot."""
+        attention = np.asarray(attention, dtype=np.int64).reshape(-1)
+        if len(attention) and (attention.min() < 0 or attention.max() >= _WIDTH["attention"]):
+            raise ValueError(f"attention labels must lie in 0..{_WIDTH['attention'] - 1}")
+        if smoothing < 0:
+            raise ValueError(f"smoothing must be >= 0, got {smoothing}")
+        self.classes, owner = np.unique(
+            np.asarray(object_classes, dtype=np.int64), return_inverse=True
+        )
+        hot = {
+            "attention": np.eye(_WIDTH["attention"])[attention],  # (N, 3)
+            "spatial": np.asarray(spatial, dtype=np.float64).reshape(len(attention), -1),
+            "contacting": np.asarray(contacting, dtype=np.float64).reshape(len(attention), -1),
+        }
+        self.smoothing = float(smoothing)
+        self.pairs = np.bincount(owner, minlength=len(self.classes)).astype(np.float64)
+        self.counts = {kind: np.zeros((len(self.classes), x.shape[1])) for kind, x in hot.items()}
+        for kind, x in hot.items():
+            np.add.at(self.counts[kind], owner, x)
         return self
 
-    def _estimate(self, kind: str, hot: np.ndarray) -> np.ndarray:
-        s = self.smoothing
-        if kind == "attention":
-            return (hot.sum(0) + s) / (len(hot) + hot.shape[1] * s)
-        return (hot.sum(0) + s) / (len(hot) + 2 * s)
+    def probabilities(self, kind: str, counts: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+        """Smoothed frequencies of one kind from ``counts`` (..., width) over ``pairs`` (...)."""
+        outcomes = counts.shape[-1] if kind == "attention" else 2
+        return (counts + self.smoothing) / (pairs[..., None] + outcomes * self.smoothing)
 
     def predict(self, object_classes: np.ndarray) -> dict[str, np.ndarray]:
+        """Scores of the (person, object) pairs with these object classes (P,):
+        ``attention`` (P, 3) log-probabilities, ``spatial`` (P, 6) and ``contacting`` (P, 17)
+        probabilities, float64."""
+        query = np.asarray(object_classes, dtype=np.int64).reshape(-1)
+        where = np.searchsorted(self.classes, query).clip(max=max(len(self.classes) - 1, 0))
+        seen = (self.classes[where] == query) if len(self.classes) else np.zeros(len(query), bool)
         out = {}
-        for kind in KINDS:
-            rows = [self.tables[kind].get(int(c), self.fallback[kind]) for c in object_classes]
-            width = len(self.fallback[kind])
-            out[kind] = np.vstack(rows) if rows else np.zeros((0, width))
+        for kind, counts in self.counts.items():
+            per_class = self.probabilities(kind, counts, self.pairs)  # (C, width)
+            overall = self.probabilities(kind, counts.sum(0), self.pairs.sum())  # (width,)
+            table = np.vstack((per_class, overall))  # last row: unseen classes
+            out[kind] = table[np.where(seen, where, len(per_class))]
         out["attention"] = np.log(out["attention"])
         return out
 
     def to_dict(self) -> dict:
-        return {"smoothing": self.smoothing,
-                "tables": {k: {str(c): v.tolist() for c, v in t.items()}
-                           for k, t in self.tables.items()},
-                "fallback": {k: v.tolist() for k, v in self.fallback.items()}}
+        """JSON-serializable counts (the probabilities follow from them)."""
+        return {
+            "smoothing": self.smoothing,
+            "classes": self.classes.tolist(),
+            "pairs": self.pairs.tolist(),
+            "counts": {kind: c.tolist() for kind, c in self.counts.items()},
+        }
 
     @classmethod
     def from_dict(cls, payload: dict) -> FrequencyBaseline:
-        self = cls()
-        self.smoothing = payload["smoothing"]
-        self.tables = {k: {int(c): np.asarray(v) for c, v in t.items()}
-                       for k, t in payload["tables"].items()}
-        self.fallback = {k: np.asarray(v) for k, v in payload["fallback"].items()}
-        return self
+        """Inverse of ``to_dict``."""
+        baseline = cls()
+        baseline.smoothing = float(payload["smoothing"])
+        baseline.classes = np.asarray(payload["classes"], dtype=np.int64)
+        baseline.pairs = np.asarray(payload["pairs"], dtype=np.float64)
+        baseline.counts = {
+            kind: np.asarray(payload["counts"][kind], dtype=np.float64).reshape(-1, width)
+            for kind, width in _WIDTH.items()
+        }
+        return baseline

@@ -15,27 +15,24 @@ from __future__ import annotations
 import numpy as np
 
 
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return (boxes[..., 2] - boxes[..., 0] + 1) * (boxes[..., 3] - boxes[..., 1] + 1)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of broadcast box arrays ``a`` (..., 4) and ``b`` (..., 4)."""
-    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1
-    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1
+def iou_planes(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of coordinate-first box arrays ``a``, ``b`` (4, ...) = x1, y1, x2, y2 planes
+    (broadcast); contiguous planes make this the fast layout."""
+    iw = np.minimum(a[2], b[2]) - np.maximum(a[0], b[0]) + 1
+    ih = np.minimum(a[3], b[3]) - np.maximum(a[1], b[1]) + 1
     inter = iw * ih
-    union = _area(a) + _area(b) - inter
+    union = (a[2] - a[0] + 1) * (a[3] - a[1] + 1) + (b[2] - b[0] + 1) * (b[3] - b[1] + 1) - inter
     overlap = (iw > 0) & (ih > 0)
     return np.divide(inter, union, out=np.zeros(overlap.shape), where=overlap)
 
 
 def paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of row ``i`` of ``a`` (M, 4) with row ``i`` of ``b`` (M, 4): (M,) float64."""
-    return _iou(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+    return iou_planes(np.asarray(a, dtype=np.float64).T, np.asarray(b, dtype=np.float64).T)
 
 
 def bbox_overlaps(boxes: np.ndarray, query_boxes: np.ndarray) -> np.ndarray:
     """IoU of every box (N, 4) with every query box (K, 4): (N, K) float64."""
-    boxes = np.asarray(boxes, dtype=np.float64)
-    query_boxes = np.asarray(query_boxes, dtype=np.float64)
-    return _iou(boxes[:, None, :], query_boxes[None, :, :])
+    boxes = np.asarray(boxes, dtype=np.float64).T[:, :, None]  # (4, N, 1)
+    query_boxes = np.asarray(query_boxes, dtype=np.float64).T[:, None, :]  # (4, 1, K)
+    return iou_planes(boxes, query_boxes)

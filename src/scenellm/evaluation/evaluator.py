@@ -91,7 +91,7 @@ class SceneGraphEvaluator:
             np.array([self.AG_all_predicates.index(p) for p in kind], dtype=np.int64)
             for kind in kinds
         )
-        self.flush_frames = 2048
+        self.flush_frames = 1024  # bounds memory; larger batches gain little
         self.reset_result()
 
     @property

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from scenellm.evaluation.boxes import paired_iou
+from scenellm.evaluation.boxes import iou_planes
 
 UNMATCHED = np.iinfo(np.int64).max  # rank of a GT triplet no prediction hits
 
@@ -125,8 +125,8 @@ def first_match_rank(
     """Best rank of a prediction hitting each GT triplet (G,), ``UNMATCHED`` where none does.
 
     A hit has the GT's key and IoU >= ``iou_threshold`` on both the subject and the object
-    box. Only equal-key (GT, prediction) pairs are expanded and their boxes gathered, so the
-    cost is linear in the number of such candidates, not G x M.
+    box. Both sides are sorted by key; only equal-key (GT, prediction) candidates are
+    expanded and their boxes compared, so the cost is linear in their number, not G x M.
     """
     order = _argsort_ints(pred.key)
     sorted_key = pred.key[order]
@@ -136,9 +136,10 @@ def first_match_rank(
     count = np.searchsorted(sorted_key, gt_key, "right") - lo
     gt_idx = np.repeat(gt_order, count)  # (C,) one row per candidate
     cand = order[np.arange(len(gt_idx)) + np.repeat(lo - (np.cumsum(count) - count), count)]
-    gt_boxes = gt.boxes[np.stack((gt.sub[gt_idx], gt.obj[gt_idx]), axis=1)]  # (C, 2, 4)
-    pred_boxes = pred.boxes[np.stack((pred.sub[cand], pred.obj[cand]), axis=1)]  # (C, 2, 4)
-    hit = (paired_iou(gt_boxes, pred_boxes) >= iou_threshold).all(1)
+    gt_planes, pred_planes = np.ascontiguousarray(gt.boxes.T), np.ascontiguousarray(pred.boxes.T)
+    gt_boxes = gt_planes[:, np.stack((gt.sub[gt_idx], gt.obj[gt_idx]))]  # (4, 2, C)
+    pred_boxes = pred_planes[:, np.stack((pred.sub[cand], pred.obj[cand]))]  # (4, 2, C)
+    hit = (iou_planes(gt_boxes, pred_boxes) >= iou_threshold).all(0)  # subject and object
     best = np.full(len(gt.key), UNMATCHED, dtype=np.int64)
     np.minimum.at(best, gt_idx[hit], pred_rank[cand[hit]])
     return best

@@ -62,7 +62,9 @@ class ParameterCount:
 def _load_backbone(path: Path, dtype: torch.dtype | None) -> nn.Module:
     """AutoModel without task head; for an encoder-decoder, its encoder alone."""
     from transformers import AutoConfig, AutoModel, AutoModelForTextEncoding
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a local load is instant; the bar is noise in logs
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} is not a Hugging Face model directory (no config.json).")
     config = AutoConfig.from_pretrained(path, local_files_only=True)

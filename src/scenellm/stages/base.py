@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -163,7 +164,8 @@ def run_stage(spec: StageSpec, body: StageBody, params: Params, project: Project
                   "data_version": data_version, "upstream": {k: v.fingerprint
                                                              for k, v in inputs.items()},
                   "params": section_digest(params, spec.sections), "metrics": metrics,
-                  "seconds": time.perf_counter() - start}
+                  "seconds": time.perf_counter() - start,
+                  "computed_by": {"host": socket.gethostname(), "pid": os.getpid()}}
         (work / SUCCESS).write_text(json.dumps(record, indent=2, sort_keys=True))
         if final.exists():  # an incomplete leftover from a crash between mkdir and rename
             shutil.rmtree(final)

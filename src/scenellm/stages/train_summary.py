@@ -7,7 +7,7 @@ import json
 from scenellm.stages.evaluate import PRIMARY
 
 
-def register_model(run) -> dict:
+def register_model(run, force: bool = False) -> dict:
     """Log the fine-tuned model, register it and apply the champion/challenger rule."""
     from scenellm.tracking.registry import log_model, register_and_promote
 
@@ -15,7 +15,7 @@ def register_model(run) -> dict:
     metric = evaluate.metrics[PRIMARY]
     uri = log_model(run.tracker.client, run.parent_id, run.results["finetune"].path / "model")
     outcome = register_and_promote(run.tracker.client, run.parent_id, uri, metric,
-                                   run.data_version)
+                                   run.data_version, force=force)
     run.tracker.set_tags(run.parent_id, {"scenellm.registered_version": outcome["version"],
                                          "scenellm.registered_alias": outcome["alias"]})
     return {**outcome, "metric": metric}

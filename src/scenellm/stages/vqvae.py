@@ -105,8 +105,8 @@ def run(ctx: StageContext) -> dict:
                 optimizer.zero_grad(set_to_none=True)
                 out.loss.backward()
                 optimizer.step()
-                sums["recon"] += float(out.recon_loss) * len(batch)
-                sums["commit"] += float(out.commit_loss) * len(batch)
+                sums["recon"] += float(out.recon_loss.detach()) * len(batch)
+                sums["commit"] += float(out.commit_loss.detach()) * len(batch)
                 sums["dead"] += out.dead_restarted
                 sums["n"] += len(batch)
                 counts += torch.bincount(out.indices.detach(), minlength=p.codebook_size).float()

@@ -1,0 +1,32 @@
+"""The ``stage`` flow: run one pipeline stage (and what it needs) on a worker.
+
+Deployed on the ``gpu`` work pool; the ``train`` flow routes its GPU stages here with
+``run_deployment`` when ``orchestration.gpu_pool`` is set, then reuses the finished output
+through its fingerprint. Workers must share the project folder (or its artifact store).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from scenellm.config.load import load_params
+from scenellm.project import Project
+from scenellm.stages.pipeline import run_until
+
+
+@flow(name="stage", log_prints=True)
+def stage(name: str, overrides: list[str] | None = None, project_root: str | None = None) -> dict:
+    project = Project.discover(Path(project_root) if project_root else None)
+    params = load_params(project.params_dir, overrides)
+    results = run_until(name, params, project)
+    result = results[name]
+    print(f"{name}: {'reused' if result.reused else 'computed'} in {result.seconds:.1f}s "
+          f"→ {result.path}")
+    return {"stage": name, "fingerprint": result.fingerprint, "reused": result.reused,
+            "path": str(result.path)}
+
+
+if __name__ == "__main__":
+    stage("features")

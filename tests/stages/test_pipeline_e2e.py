@@ -1,0 +1,105 @@
+"""End to end on a tiny synthetic dataset: every stage, reuse, determinism, kill + resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from tiny_project import make_project
+
+from scenellm.config.load import load_params
+from scenellm.data.synth import generate
+from scenellm.stages.base import SUCCESS, tree_hash
+from scenellm.stages.pipeline import run_until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ag") / "data"
+    generate(out, seed=3, videos=12, frames=6, size=(96, 72))
+    return out
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, dataset):
+    root = tmp_path_factory.mktemp("project")
+    project = make_project(root, dataset)
+    params = load_params(project.params_dir)
+    return project, params, run_until("evaluate", params, project)
+
+
+def test_all_stages_computed_then_reused(first_run):
+    project, params, results = first_run
+    assert [r.reused for r in results.values()] == [False] * 5
+    again = run_until("evaluate", params, project)
+    assert all(r.reused for r in again.values())
+    assert {k: r.fingerprint for k, r in again.items()} == \
+        {k: r.fingerprint for k, r in results.items()}
+    evaluate = json.loads((results["evaluate"].path / "metrics.json").read_text())
+    for who in ("model", "baseline"):
+        for mode in ("predcls", "sgcls"):
+            for c in ("with", "semi", "no"):
+                assert 0.0 <= evaluate[who][mode][c]["R@20"] <= 1.0
+    assert (results["evaluate"].path / "recall.png").stat().st_size > 1000
+    assert (results["vqvae"].path / "code_usage.png").exists()
+    assert (results["finetune"].path / "model" / "llm" / "adapter_config.json").exists()
+
+
+def test_same_seed_same_metrics(first_run, tmp_path, dataset):
+    _, params, results = first_run
+    other = make_project(tmp_path, dataset)
+    again = run_until("evaluate", params, other)
+    assert not any(r.reused for r in again.values())
+    assert again["evaluate"].metrics == results["evaluate"].metrics
+    assert again["features"].output_hash == results["features"].output_hash
+
+
+def test_changing_lora_rank_reuses_upstream(first_run):
+    project, params, results = first_run
+    changed = params.model_copy(update={"lora": params.lora.model_copy(update={"rank": 2})})
+    again = run_until("finetune", changed, project)
+    assert again["vqvae"].reused and again["features"].reused
+    assert not again["finetune"].reused
+
+
+def test_feature_stage_killed_then_resumed_is_byte_identical(first_run, tmp_path, dataset):
+    _, _, results = first_run
+    root = tmp_path / "killed"
+    make_project(root, dataset)
+    cmd = [sys.executable, "-m", "scenellm.cli.main", "stage", "features", "--json"]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    shards = root / ".scenellm" / "artifacts" / "stages" / "features"
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        found = list(shards.glob("*.partial/shards/*.safetensors"))
+        if len(found) >= 3:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not list(shards.glob(f"*/{SUCCESS}")), "the killed run must not look complete"
+    out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=True)
+    summary = json.loads(out.stdout)
+    assert summary["reused"] >= 3 and summary["computed"] == 12 - summary["reused"]
+    final = Path(summary["output"])
+    assert tree_hash(final) == results["features"].output_hash
+    rerun = json.loads(subprocess.run(cmd, cwd=root, capture_output=True, text=True,
+                                      check=True).stdout)
+    assert rerun["computed"] == 0
+
+
+def test_corrupted_shard_is_recomputed(first_run):
+    project, params, results = first_run
+    shard = next((results["features"].path / "shards").glob("*.safetensors"))
+    original = shard.read_bytes()
+    shard.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    again = run_until("features", params, project)
+    assert not again["features"].reused and again["features"].metrics["computed"] == 1
+    assert shard.read_bytes() == original
