@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,7 @@ from tiny_project import make_project
 
 from scenellm.data.synth import generate
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 BIN = Path(sys.executable).parent
 
 
@@ -40,9 +41,29 @@ def wait_for(url: str, seconds: float = 120) -> None:
 
 
 @pytest.fixture
-def prefect_server(tmp_path):
+def postgres_db():
+    """A fresh PostgreSQL database for the Prefect server, dropped afterwards."""
+    psycopg2 = pytest.importorskip("psycopg2")
+    name = f"scenellm_prefect_{uuid.uuid4().hex[:8]}"
+    try:
+        conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres")
+    except psycopg2.OperationalError as exc:
+        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {exc}")
+    conn.autocommit = True
+    conn.cursor().execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        conn.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        conn.close()
+
+
+@pytest.fixture
+def prefect_server(tmp_path, postgres_db):
+    """`prefect server start` backed by PostgreSQL."""
     port = free_port()
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"),
+           "PREFECT_SERVER_DATABASE_CONNECTION_URL": postgres_db,
            "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
            "PREFECT_LOGGING_LEVEL": "INFO"}
@@ -76,17 +97,19 @@ def test_train_routes_gpu_stages_through_a_worker(tmp_path, prefect_server):
     try:
         run = subprocess.run([BIN / "scenellm", "run"], cwd=root, env=env,
                              capture_output=True, text=True, timeout=900)
-        assert run.returncode == 0, run.stderr[-3000:]
     finally:
         worker.terminate()
         worker.wait(timeout=60)
         worker_log.close()
+    log = (tmp_path / "worker.log").read_text()
+    assert run.returncode == 0, run.stderr[-3000:] + log[-3000:]
 
     stages = root / ".scenellm" / "artifacts" / "stages"
     by = {name: json.loads(next((stages / name).glob("*/_SUCCESS.json")).read_text())
           ["computed_by"]["pid"] for name in ("features", "vqvae", "finetune", "evaluate")}
     # each routed stage ran in a worker subprocess; evaluate ran in the parent flow
-    assert all(by[s] != by["evaluate"] for s in ("features", "vqvae", "finetune"))
+    assert all(by[s] != by["evaluate"] for s in ("features", "vqvae", "finetune")), (
+        f"{by}\n{run.stdout[-2000:]}\n{log[-3000:]}")
 
     api = env["PREFECT_API_URL"]
     runs = httpx.post(f"{api}/flow_runs/filter", json={
