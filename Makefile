@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-fast lint bench data clean-artifacts help
+.PHONY: install system-deps run test test-fast lint bench data clean-artifacts help
 
 help:
 	@echo "make run    set up .venv, regenerate data/ if missing, run the whole pipeline"
@@ -26,13 +26,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Headless Chromium renders the audit HTML report in its test; installed from Debian's
+# packages when missing and apt is usable (the test skips with a reason otherwise).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+		{ [ "$$(id -u)" = 0 ] && (apt-get update -qq && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || true; }
+
 data: install
 	$(BIN)/scenellm data ensure
 
 run: install
 	$(BIN)/scenellm run
 
-test: install
+test: install system-deps
 	$(BIN)/python -m pytest
 
 test-fast: install

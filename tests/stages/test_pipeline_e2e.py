@@ -103,3 +103,33 @@ def test_corrupted_shard_is_recomputed(first_run):
     again = run_until("features", params, project)
     assert not again["features"].reused and again["features"].metrics["computed"] == 1
     assert shard.read_bytes() == original
+
+
+def test_features_separate_object_classes(first_run):
+    """A linear probe on train-split object features beats chance on the test split."""
+    import torch
+
+    from scenellm.features.store import FeatureStore
+
+    _, _, results = first_run
+    store = FeatureStore(results["features"].path)
+    split = {"train": ([], []), "test": ([], [])}
+    for vid, entry in store.load_manifest()["shards"].items():
+        shard = store.read_shard(vid)
+        keep = shard["labels"] != 1
+        split[entry["split"]][0].append(shard["obj_feats"][keep])
+        split[entry["split"]][1].append(shard["labels"][keep])
+    xtr, ytr = torch.cat(split["train"][0]), torch.cat(split["train"][1])
+    xte, yte = torch.cat(split["test"][0]), torch.cat(split["test"][1])
+    mean, std = xtr.mean(0), xtr.std(0) + 1e-6
+    torch.manual_seed(0)
+    probe = torch.nn.Linear(xtr.shape[1], 37)
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(probe((xtr - mean) / std), ytr).backward()
+        opt.step()
+    accuracy = float((probe((xte - mean) / std).argmax(1) == yte).float().mean())
+    majority = float((yte == torch.mode(ytr).values).float().mean())
+    uniform = 1 / len(ytr.unique())
+    assert accuracy > max(2 * uniform, majority), (accuracy, uniform, majority)
