@@ -80,7 +80,8 @@ class FrequencyBaseline:
             overall = self.probabilities(kind, counts.sum(0), self.pairs.sum())  # (width,)
             table = np.vstack((per_class, overall))  # last row: unseen classes
             out[kind] = table[np.where(seen, where, len(per_class))]
-        out["attention"] = np.log(out["attention"])
+        with np.errstate(divide="ignore"):  # unsmoothed zero counts: logit -inf, softmax 0
+            out["attention"] = np.log(out["attention"])
         return out
 
     def to_dict(self) -> dict:

@@ -1,21 +1,17 @@
-"""``SceneGraphEvaluator``: a vectorized drop-in for STTran's ``BasicSceneGraphEvaluator``.
+"""``SceneGraphEvaluator``: a vectorized drop-in for STTran's ``BasicSceneGraphEvaluator``
+(yrcong/STTran ``lib/evaluation_recall.py``).
 
 Same constructor, ``result_dict``, ``reset_result``, ``print_stats`` and
-``evaluate_scene_graph(gt, pred)`` (one video per call, STTran formats; see
-``scenellm.evaluation.sttran_inputs`` for the field list). Each call reads its video into
-arrays; the scoring itself runs over many queued videos at once (``result_dict`` is a property
-that scores what is queued), because per-video numpy calls would cost more than the work. Per-frame recalls equal STTran's
-(yrcong/STTran ``lib/evaluation_recall.py``) whenever scores have no ties; see
-``scenellm.evaluation.recall`` for the tie rule. Unlike STTran, inputs are never modified.
+``evaluate_scene_graph(gt, pred)``, one video per call in STTran's formats (fields listed in
+``scenellm.evaluation.sttran_inputs``). Per-frame recalls equal STTran's whenever scores have
+no ties (tie rule: ``scenellm.evaluation.recall``). Unlike STTran, inputs are never modified.
 
-``summary()`` adds the two mean recalls of the literature, both over predicates that occur in
-the ground truth:
+Each call only reads its video into arrays; the scoring runs over all queued videos at once,
+when results are read (``result_dict`` is a property) or every ``flush_frames`` frames, since
+per-video numpy calls would cost more than the work itself.
 
-- ``mR@K`` (TEMPURA): hits and GT counts of predicate p summed over all frames,
-  ``mR@K = mean_p  sum_f hits_{f,p} / sum_f count_{f,p}``.
-- ``mR@K_frame`` (DSG-DETR / OED, Motifs' per-image mean recall): per frame, the recall of
-  each predicate present there, averaged per predicate over those frames, then over
-  predicates: ``mR@K = mean_p  mean_{f: count_{f,p} > 0}  hits_{f,p} / count_{f,p}``.
+``summary()`` adds both mean recalls of the literature, ``mR@K`` (TEMPURA) and
+``mR@K_frame`` (DSG-DETR / OED), defined in ``scenellm.evaluation.mean_recall``.
 """
 
 from __future__ import annotations
@@ -24,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from scenellm.evaluation.mean_recall import KS, PredicateTally
 from scenellm.evaluation.recall import (
     Triplets,
     first_match_rank,
@@ -34,13 +31,11 @@ from scenellm.evaluation.sttran_inputs import (
     PERSON,
     VideoPredictions,
     VideoTruth,
-    ground_truth_triplets,
     read_ground_truth,
     read_predictions,
-    relation_rows,
 )
+from scenellm.evaluation.triplets import ground_truth_triplets, relation_rows
 
-KS = (10, 20, 50, 100)
 _CONSTRAINTS = {False: "with", None: "with", "with": "with", "semi": "semi", "no": "no"}
 _MODES = ("predcls", "sgcls", "sgdet")
 
@@ -105,11 +100,7 @@ class SceneGraphEvaluator:
         self._queue: list[tuple[VideoTruth, VideoPredictions]] = []
         self._queued_frames = 0
         self._result_dict = {self.mode + "_recall": {k: [] for k in KS}}
-        n = len(self.AG_all_predicates)
-        self._gt_count = np.zeros(n)  # (P,) GT triplets per predicate, all frames
-        self._hits = np.zeros((len(KS), n))  # (K, P) hit GT triplets per predicate
-        self._frames_with = np.zeros(n)  # (P,) frames whose GT holds the predicate
-        self._frame_recall_sum = np.zeros((len(KS), n))  # (K, P) sum of per-frame recalls
+        self._tally = PredicateTally(len(self.AG_all_predicates))
 
     def evaluate_scene_graph(self, gt: list, pred: dict) -> None:
         """Score one video: ``gt`` a list of frames, ``pred`` STTran's prediction dict.
@@ -134,6 +125,7 @@ class SceneGraphEvaluator:
         rows = relation_rows([p for _, p in self._queue])
         n_frames = self._queued_frames
         self._queue, self._queued_frames = [], 0
+        # rows are frame-major, so the predictions come out grouped by frame, in list order
         row, predicate = select_predictions(
             rows.rel_scores, rows.frame, rows.pair_scores, self.constraint, self.semithreshold
         )
@@ -156,33 +148,9 @@ class SceneGraphEvaluator:
             rank,
             self.iou_threshold,
         )
-        self._accumulate(truth.frame, truth.predicate, best, n_frames)
-
-    def _accumulate(
-        self, frame: np.ndarray, predicate: np.ndarray, best: np.ndarray, n_frames: int
-    ) -> None:
-        """Per-frame recalls into ``result_dict``; per-predicate tallies for ``summary``.
-
-        ``frame``, ``predicate``, ``best`` (G,) describe the GT triplets of ``n_frames`` frames.
-        """
-        n, n_k = len(self.AG_all_predicates), len(KS)
-        level = np.searchsorted(KS, best, side="right")  # (G,) hit at KS[i] iff level <= i
-
-        def hits_by(index: np.ndarray, size: int, weights=None) -> np.ndarray:
-            """(size, K) sums of ``weights`` over the GT triplets hit at each K."""
-            table = np.bincount(index * (n_k + 1) + level, weights, size * (n_k + 1))
-            return table.reshape(size, n_k + 1)[:, :n_k].cumsum(1)
-
-        recall = hits_by(frame, n_frames) / np.bincount(frame, minlength=n_frames)[:, None]
-        for i, k in enumerate(KS):  # (F, K), as STTran: hits / GT triplets of the frame
+        recall = self._tally.add(truth.frame, truth.predicate, best, n_frames)  # (F, K)
+        for i, k in enumerate(KS):
             self._result_dict[self.mode + "_recall"][k].extend(recall[:, i].tolist())
-        cell = frame * n + predicate  # (G,) the triplet's (frame, predicate) cell
-        cell_count = np.bincount(cell, minlength=n_frames * n)  # (F * P,)
-        self._gt_count += np.bincount(predicate, minlength=n)
-        self._hits += hits_by(predicate, n).T
-        self._frames_with += (cell_count.reshape(n_frames, n) > 0).sum(0)
-        # sum over frames of hits_fp / count_fp = sum over triplets of hit / count of its cell
-        self._frame_recall_sum += hits_by(predicate, n, 1.0 / cell_count[cell]).T
 
     def print_stats(self) -> None:
         """Print R@K as STTran does."""
@@ -191,20 +159,9 @@ class SceneGraphEvaluator:
             print(f"R@{k:d}: {np.mean(v):f}")
 
     def summary(self) -> dict:
-        """R@K, both mean recalls (``mR@K`` TEMPURA, ``mR@K_frame`` DSG-DETR / OED), per-predicate
-        recall (TEMPURA-style, predicates present in GT) and the number of frames."""
+        """``R@K``, ``mR@K`` (TEMPURA), ``mR@K_frame`` (DSG-DETR / OED), ``per_predicate``
+        ``{K: {name: recall}}`` (TEMPURA-style, predicates present in GT) and ``frames``."""
         recalls = self.result_dict[self.mode + "_recall"]
         frames = len(recalls[KS[0]])
         out: dict = {f"R@{k}": float(np.mean(recalls[k])) if frames else float("nan") for k in KS}
-        seen = self._gt_count > 0
-        present = self._frames_with > 0
-        out["per_predicate"] = {}
-        for i, k in enumerate(KS):
-            per_predicate = self._hits[i][seen] / self._gt_count[seen]
-            per_frame = self._frame_recall_sum[i][present] / self._frames_with[present]
-            out[f"mR@{k}"] = float(per_predicate.mean()) if seen.any() else float("nan")
-            out[f"mR@{k}_frame"] = float(per_frame.mean()) if present.any() else float("nan")
-            names = np.array(self.AG_all_predicates)[seen].tolist()
-            out["per_predicate"][k] = dict(zip(names, per_predicate.tolist(), strict=True))
-        out["frames"] = frames
-        return out
+        return {**out, **self._tally.summary(self.AG_all_predicates), "frames": frames}

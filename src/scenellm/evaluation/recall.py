@@ -1,20 +1,22 @@
-"""Vectorized triplet recall: STTran's per-frame matching done for a whole video at once.
+"""Vectorized triplet recall: STTran's per-frame ranking and matching, for many frames at once.
 
 A *group* is a frame. Predictions are cells ``(row, predicate)`` of STTran's relation score
-matrix ``rel_scores`` (R, W): R = 3 x pairs (attention rows, spatial rows with the pair reversed,
-contacting rows) and W = 26 predicate columns. Within a group, the row order is STTran's.
+matrix ``rel_scores`` (R, W): per pair an attention row, a spatial row (pair reversed) and a
+contacting row, W = 26 predicate columns; rows come frame by frame, in STTran's order.
 
 Ranking (``evaluate_recall``): predictions are sorted by
 ``subject score x object score x predicate score``, descending; a ground-truth triplet is hit
 at K when one of the first K predictions has the same (subject class, predicate, object class)
 and IoU >= threshold on both boxes. Recall@K = hits / GT triplets of the frame.
 
-Ties. STTran orders by ``np.argsort`` (unstable; on this machine an AVX-512 sort) so its order
-among equal scores depends on the numpy build and CPU. Here ties are broken by STTran's list
-position (earlier first), deterministically. Without ties both rank identically. The common
-ties, the zero-score cells of the ``no`` constraint, never change recall when every predicted
-pair has the person as subject: each zero cell that matches a GT triplet has a positive
-twin (same pair, same predicate, other row) that ranks above it.
+Ties. STTran sorts with ``np.argsort`` (unstable; AVX-512 on this machine), so its order among
+equal scores depends on the numpy build and CPU. Here ties go by STTran's list position,
+earlier first, deterministically; without ties both rank identically. The commonest ties,
+the zero cells that ``no`` reaches in frames with fewer than 100 positive cells, cannot change
+recall when all scores are positive and no pair's object is labelled person: such a zero cell
+can only hit a GT triplet that a positive cell of the same pair and predicate, ranked above
+it, hits too (the contacting cell of an attention row has its twin in the contacting row, and
+so on).
 """
 
 from __future__ import annotations

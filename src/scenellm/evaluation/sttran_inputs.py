@@ -1,4 +1,4 @@
-"""STTran's evaluator inputs: read per video into compact arrays, expanded per batch.
+"""STTran's evaluator inputs, read per video into compact arrays (``triplets`` expands them).
 
 Ground truth ``gt``: one list per frame; ``frame[0] = {'person_bbox': (1, 4) xyxy}``, then one
 dict per object: ``'class'`` (STTran id), ``'bbox'`` (4,) xyxy, and kind-local label tensors
@@ -42,31 +42,15 @@ def _labels(items: list) -> tuple[np.ndarray, np.ndarray]:
     import torch
 
     try:  # AG's usual form: one 1-D LongTensor per object and kind
-        flat = torch.cat(items).reshape(-1).numpy() if items else np.zeros(0, np.int64)
-        return np.fromiter(map(torch.Tensor.numel, items), np.int64, len(items)), flat
+        flat = torch.cat(items).reshape(-1).numpy() if items else np.zeros(0)
+        counts = np.fromiter(map(torch.Tensor.numel, items), np.int64, len(items))
+        return counts, flat.astype(np.int64, copy=False)  # empty tensors may come as float
     except (TypeError, RuntimeError):  # lists, arrays, ints, 0-d tensors
         pass
     lists = [np.ravel(x.tolist() if hasattr(x, "tolist") else x) for x in items]
     counts = np.array([len(x) for x in lists], dtype=np.int64)
     flat = np.concatenate(lists).astype(np.int64) if lists else np.zeros(0, np.int64)
     return counts, flat
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    """``torch.softmax(logits, dim=1)``: STTran's own op, so the probabilities are bit-identical
-    (it is row-wise, so one call for many videos equals one call per video).
-
-    Run on one thread: on a small input, waking the OpenMP pool of a busy machine costs
-    milliseconds.
-    """
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return torch.softmax(torch.from_numpy(logits), dim=1).numpy()
-    finally:
-        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -109,63 +93,6 @@ def read_ground_truth(gt: list, kind_sizes: tuple[int, int, int]) -> VideoTruth:
 
 
 @dataclass(frozen=True)
-class GroundTruth:
-    """GT triplets of a batch, (G,) arrays; ``sub``/``obj`` index the node ``boxes``."""
-
-    frame: np.ndarray
-    sub_class: np.ndarray
-    predicate: np.ndarray
-    obj_class: np.ndarray
-    sub: np.ndarray
-    obj: np.ndarray
-    boxes: np.ndarray
-
-
-def ground_truth_triplets(
-    videos: list[VideoTruth], predicate_maps: tuple[np.ndarray, ...]
-) -> GroundTruth:
-    """Expand a batch's GT into triplets; frames and nodes are numbered across the batch.
-
-    ``predicate_maps`` turn each kind's local labels into predicate ids.
-    """
-    n_frames = np.array([v.n_frames for v in videos])
-    n_objects = np.array([len(v.obj_class) for v in videos])
-    n_nodes = n_frames + n_objects
-    obj_start = np.cumsum(n_objects) - n_objects  # (V,) first object of each video
-    # Per object (O,): its frame in the batch, and its person's and its own node.
-    local_frame = np.concatenate([v.obj_frame for v in videos])
-    node_start = np.repeat(np.cumsum(n_nodes) - n_nodes, n_objects)
-    frame_of = local_frame + np.repeat(np.cumsum(n_frames) - n_frames, n_objects)
-    person_node = node_start + local_frame
-    object_node = (
-        node_start + np.repeat(n_frames - obj_start, n_objects) + np.arange(len(local_frame))
-    )
-    # Label slots run (video, kind, object): segment (video, kind) holds that video's objects.
-    segment = np.repeat(n_objects, 3)  # (3V,)
-    slot_owner = np.arange(segment.sum()) - np.repeat(
-        np.cumsum(segment) - segment - np.repeat(obj_start, 3), segment
-    )  # (3O,) object of each slot
-    slot_kind = np.repeat(np.tile(np.arange(3), len(videos)), segment)  # (3O,)
-    counts = np.concatenate([v.counts.ravel() for v in videos])  # (3O,) labels per slot
-    owner, kind = np.repeat(slot_owner, counts), np.repeat(slot_kind, counts)  # (G,)
-    sizes = np.array([len(m) for m in predicate_maps])
-    labels = np.concatenate([v.labels for v in videos])
-    predicate = np.concatenate(predicate_maps)[labels + (np.cumsum(sizes) - sizes)[kind]]
-    obj_class = np.concatenate([v.obj_class for v in videos])[owner]
-    spatial = kind == 1  # spatial triplets run object -> person
-    person, thing = person_node[owner], object_node[owner]
-    return GroundTruth(
-        frame=frame_of[owner],
-        sub_class=np.where(spatial, obj_class, PERSON),
-        predicate=predicate,
-        obj_class=np.where(spatial, PERSON, obj_class),
-        sub=np.where(spatial, thing, person),
-        obj=np.where(spatial, person, thing),
-        boxes=np.concatenate([v.boxes for v in videos]),
-    )
-
-
-@dataclass(frozen=True)
 class VideoPredictions:
     """One video's predictions as read (private copies); ``pair_score`` (P,) is subject x
     object score in the scores' own dtype, as STTran's ``no`` constraint computes it."""
@@ -189,7 +116,7 @@ def read_predictions(pred: dict, n_frames: int, use_pred_labels: bool) -> VideoP
     classes = _numpy(pred[labels]).reshape(-1).astype(np.int64, copy=False)
     obj_scores = _numpy(pred[scores]).reshape(-1)
     boxes = _numpy(pred["boxes"])[:, 1:].astype(np.float64)
-    if len(pair) and (pair.min() < 0 or pair.max() >= min(len(boxes), len(classes))):
+    if len(pair) and (pair.min() < 0 or pair.max() >= min(map(len, (boxes, classes, obj_scores)))):
         raise ValueError("pred['pair_idx'] points outside pred['boxes']")
     if len(classes) and classes.min() < 0:
         raise ValueError(f"pred['{labels}'] holds a negative class id")
@@ -204,78 +131,4 @@ def read_predictions(pred: dict, n_frames: int, use_pred_labels: bool) -> VideoP
         boxes=boxes,
         classes=classes,
         obj_scores=obj_scores.astype(np.float64),
-    )
-
-
-@dataclass(frozen=True)
-class PredictionRows:
-    """STTran's relation rows of a batch: 3 per pair (attention, reversed spatial, contacting),
-    frame by frame (frames ascending), each frame's rows in STTran's order.
-
-    ``rel_scores`` (R, W) float64 with each kind in its own columns; ``frame``, ``sub`` and
-    ``obj`` (R,) with sub/obj indexing ``boxes`` (N, 4); ``pair_scores`` (R,); ``classes`` and
-    ``obj_scores`` (N,) float64.
-    """
-
-    rel_scores: np.ndarray
-    frame: np.ndarray
-    sub: np.ndarray
-    obj: np.ndarray
-    pair_scores: np.ndarray
-    boxes: np.ndarray
-    classes: np.ndarray
-    obj_scores: np.ndarray
-
-
-def relation_rows(videos: list[VideoPredictions]) -> PredictionRows:
-    """STTran's per-frame ``rels_i`` / ``rel_scores`` for every frame of a batch at once.
-
-    STTran selects a frame's pairs by ``im_idx == frame`` (``im_idx`` may be float), so pairs
-    whose ``im_idx`` is no frame of their video are dropped.
-    """
-    n_pairs = np.array([len(v.pair) for v in videos])
-    n_frames = np.array([v.n_frames for v in videos])
-    n_boxes = np.array([len(v.boxes) for v in videos])
-    im_idx = np.concatenate([v.im_idx for v in videos])
-    frame = im_idx.astype(np.int64)
-    valid = (frame == im_idx) & (frame >= 0) & (frame < np.repeat(n_frames, n_pairs))
-    frame += np.repeat(np.cumsum(n_frames) - n_frames, n_pairs)  # frames across the batch
-    keep = np.flatnonzero(valid)[np.argsort(frame[valid], kind="stable")]  # (P,) by frame
-    pair = np.concatenate([v.pair for v in videos])
-    pair = (pair + np.repeat(np.cumsum(n_boxes) - n_boxes, n_pairs)[:, None])[keep]
-    logits = [v.attention_logits for v in videos]
-    if len({x.dtype for x in logits}) == 1:
-        attention = _softmax(np.concatenate(logits))
-    else:
-        attention = np.concatenate([_softmax(x) for x in logits])
-    spatial = np.concatenate([v.spatial for v in videos])
-    kinds = (attention[keep], spatial[keep], np.concatenate([v.contacting for v in videos])[keep])
-    # Frame-major rows: the c pairs of a frame, from the batch's pair ``first`` on, take rows
-    # 3 * first + [attention 0..c-1, spatial 0..c-1, contacting 0..c-1], STTran's order.
-    frame = frame[keep]
-    n_rows = 3 * len(keep)
-    first = np.searchsorted(frame, frame)  # (P,) first pair of each pair's frame
-    count = np.searchsorted(frame, frame, side="right") - first
-    attention_row = 2 * first + np.arange(len(keep))
-    rows = np.concatenate((attention_row, attention_row + count, attention_row + 2 * count))
-    pair_of_row, block_of_row = np.empty((2, n_rows), dtype=np.int64)
-    pair_of_row[rows] = np.tile(np.arange(len(keep)), 3)
-    block_of_row[rows] = np.repeat(np.arange(3), len(keep))
-    widths = [k.shape[1] for k in kinds]
-    rel_scores = np.zeros((n_rows, sum(widths)))  # (R, W)
-    for block, start in enumerate(np.cumsum([0, *widths[:-1]])):
-        rel_scores[
-            rows[block * len(keep) : (block + 1) * len(keep)], start : start + widths[block]
-        ] = kinds[block]
-    reverse = block_of_row == 1  # spatial rows run object -> person
-    sub, obj = pair[pair_of_row, 0], pair[pair_of_row, 1]
-    return PredictionRows(
-        rel_scores=rel_scores,
-        frame=np.repeat(frame, 3),
-        sub=np.where(reverse, obj, sub),
-        obj=np.where(reverse, sub, obj),
-        pair_scores=np.concatenate([v.pair_score for v in videos])[keep][pair_of_row],
-        boxes=np.concatenate([v.boxes for v in videos]),
-        classes=np.concatenate([v.classes for v in videos]),
-        obj_scores=np.concatenate([v.obj_scores for v in videos]),
     )
