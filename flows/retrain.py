@@ -11,13 +11,12 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from train import train  # flows/ is on sys.path for Prefect entrypoints and the CLI
-
 from scenellm.config.load import load_params
 from scenellm.data.default import ensure_data
 from scenellm.project import Project
 from scenellm.tracking.registry import champion_info
 from scenellm.tracking.runs import Tracker
+from train import train  # flows/ is on sys.path for Prefect entrypoints and the CLI
 
 
 @flow(name="retrain", log_prints=True)

@@ -5,6 +5,7 @@ registry applies the champion/challenger rule."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,33 @@ def test_equal_model_becomes_challenger(two_runs):
     champion = c.get_model_version_by_alias("scenellm", "champion")
     assert champion.version == "1"
     assert c.get_model_version_by_alias("scenellm", "challenger").version == "2"
+
+
+RETRAIN = ("import json, sys; sys.path.insert(0, 'flows'); "
+           "from scenellm.cli.run import prefect_environment; "
+           "from scenellm.project import Project; prefect_environment(Project.discover()); "
+           "from retrain import retrain; r = retrain(); "
+           "print('REPORT' + json.dumps({k: r[k] for k in ('retrained', 'reason')} | "
+           "{'alias': (r.get('registration') or {}).get('alias')}))")
+
+
+def retrain_report(root: Path, base: Path) -> dict:
+    env = {"PATH": f"{BIN}:/usr/bin:/bin", "HOME": str(base)}
+    out = subprocess.run([sys.executable, "-c", RETRAIN], cwd=root, capture_output=True,
+                         text=True, timeout=900, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.split("REPORT")[-1].strip())
+
+
+def test_retrain_only_when_data_changes_and_promotes_on_new_data(two_runs):
+    root, data, _ = two_runs
+    assert retrain_report(root, root.parent) == {
+        "retrained": False, "reason": "data version unchanged since the champion was trained",
+        "alias": None}
+    shutil.rmtree(data)
+    generate(data, seed=12, videos=8, frames=5, size=(96, 72))
+    report = retrain_report(root, root.parent)
+    assert report == {"retrained": True, "reason": "data changed", "alias": "champion"}
+    c = client(root)
+    champion = c.get_model_version_by_alias("scenellm", "champion")
+    assert champion.tags["data_md5"] == dvc_md5(data)
