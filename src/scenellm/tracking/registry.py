@@ -45,7 +45,7 @@ from scenellm.tracking.lineage import package_versions
 
 MODEL_NAME = "scenellm"
 DEFAULT_LOADER = "scenellm.model.checkpoint:load_finetuned"
-DEFAULT_METRIC = "predcls_R@20_with"
+DEFAULT_METRIC = "predcls_with_R@20"  # the evaluate stage's PRIMARY metric
 REQUIREMENTS = ("mlflow", "torch", "transformers", "peft", "numpy", "scenellm")
 
 
