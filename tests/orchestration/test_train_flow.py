@@ -87,8 +87,8 @@ def test_equal_model_becomes_challenger(two_runs):
     c, runs = parent_runs(root)
     assert "→ champion" in outs[0].stdout and "→ challenger" in outs[1].stdout
     champion = c.get_model_version_by_alias("scenellm", "champion")
-    assert champion.version == "1"
-    assert c.get_model_version_by_alias("scenellm", "challenger").version == "2"
+    assert str(champion.version) == "1"
+    assert str(c.get_model_version_by_alias("scenellm", "challenger").version) == "2"
 
 
 RETRAIN = ("import json, sys; sys.path.insert(0, 'flows'); "
