@@ -9,7 +9,9 @@ from pathlib import Path
 
 import typer
 
+from scenellm.cli import audit as audit_cmd
 from scenellm.cli import data as data_cmd
+from scenellm.cli import tune as tune_cmd
 from scenellm.errors import UserError
 
 app = typer.Typer(
@@ -131,6 +133,11 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -
     else:
         for key, value in stores.items():
             typer.echo(f"{key:22s} {value}")
+
+
+app.command()(user_errors(tune_cmd.tune))
+app.add_typer(tune_cmd.study_commands(user_errors), name="study")
+app.command()(user_errors(audit_cmd.audit))
 
 
 def main() -> None:  # pragma: no cover - console entry point
