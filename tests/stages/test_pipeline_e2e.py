@@ -133,3 +133,12 @@ def test_features_separate_object_classes(first_run):
     majority = float((yte == torch.mode(ytr).values).float().mean())
     uniform = 1 / len(ytr.unique())
     assert accuracy > max(2 * uniform, majority), (accuracy, uniform, majority)
+
+
+def test_vqvae_training_lowers_reconstruction_error(first_run):
+    _, _, results = first_run
+    history = json.loads((results["vqvae"].path / "history.json").read_text())
+    assert history[-1]["recon_mse"] < history[0]["recon_mse"]
+    usage = json.loads((results["vqvae"].path / "code_usage.json").read_text())
+    assert len(usage) == 16 and sum(c > 0 for c in usage) == results["vqvae"].metrics[
+        "codes_in_use"]
