@@ -206,6 +206,7 @@ class SceneLanguageModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         if self.mode == "lora":
             self.llm.save_pretrained(directory)  # adapter_config.json, adapter_model.safetensors
+            _sort_target_modules(directory / "adapter_config.json")
         elif self.mode == "full":
             from safetensors.torch import save_model
 
@@ -236,3 +237,12 @@ class SceneLanguageModel(nn.Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, token_dim={self.token_dim}, hidden_size={self.hidden_size}"
+
+
+def _sort_target_modules(config_path: Path) -> None:
+    """peft writes ``target_modules`` from a set, in hash order; sort it so equal adapters
+    give equal bytes across processes."""
+    config = json.loads(config_path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True))

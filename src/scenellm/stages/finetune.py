@@ -96,6 +96,8 @@ def run(ctx: StageContext) -> dict:
     total = p.phase_b_epochs + p.phase_c_epochs
     ckpt = EpochCheckpoint(ctx.workdir / "checkpoint")
     state = ckpt.restore(model, optimizer) or {"epoch": 0, "best": -1.0, "history": []}
+    if "torch_rng" in state:  # dropout draws continue exactly where the killed run stopped
+        torch.set_rng_state(state["torch_rng"])
     with Progress(transient=True) as bar:
         task = bar.add_task("finetune epochs", total=total, completed=state["epoch"])
         while state["epoch"] < total:
@@ -134,6 +136,7 @@ def run(ctx: StageContext) -> dict:
                 shutil.rmtree(ctx.workdir / "model", ignore_errors=True)
                 (ctx.workdir / "model.tmp").rename(ctx.workdir / "model")
             state["epoch"] += 1
+            state["torch_rng"] = torch.get_rng_state()
             ckpt.save(model, optimizer, state)
             ctx.log_metrics(record, epoch)  # may raise to prune (studies)
             bar.update(task, completed=state["epoch"])
