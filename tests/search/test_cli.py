@@ -24,14 +24,15 @@ def test_bad_search_yaml_is_one_line(make_project):
     search = yaml.safe_load((project.params_dir / "search.yaml").read_text())
     search["space"]["lora.rnk"] = {"type": "categorical", "choices": [2]}
     (project.params_dir / "search.yaml").write_text(yaml.safe_dump(search))
-    out = subprocess.run(
-        scenellm("tune", "--worker", "--study", "x", "--trials", "1"),
-        cwd=project.root,
-        capture_output=True,
-        text=True,
-    )
-    assert out.returncode == 2
-    assert "lora.rnk" in out.stderr and "Traceback" not in out.stderr
+    for mode in (["--worker"], []):  # plain worker, and the Prefect flow
+        out = subprocess.run(
+            scenellm("tune", *mode, "--study", "x", "--trials", "1"),
+            cwd=project.root,
+            capture_output=True,
+            text=True,
+        )
+        assert out.returncode == 2
+        assert "lora.rnk" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_report_of_unknown_study_is_one_line(make_project):

@@ -50,6 +50,7 @@ def test_report_of_a_synthetic_study(tmp_path):
         "optimization_history.png",
         "param_importances.png",
         "parallel_coordinate.png",
+        "intermediate_values.png",
         "trials.csv",
         "summary.json",
         "report.md",

@@ -107,11 +107,15 @@ def _run_flow(
     project, study, trials, workers, storage, search, params_dir, overrides, report
 ) -> dict:
     from scenellm.cli.run import load_flow, prefect_environment
-    from scenellm.config.load import load_params
+    from scenellm.config.load import apply_overrides, read_params_dir, validate
     from scenellm.data.default import ensure_data
+    from scenellm.search.space import load_search
 
-    params = load_params(params_dir or project.params_dir, overrides)
-    ensure_data(project, params.data)
+    # Checked here so that a user error prints one line, before Prefect starts.
+    raw = apply_overrides(read_params_dir(params_dir or project.params_dir), overrides or [])
+    search_path = search or project.params_dir / "search.yaml"
+    load_search(search_path).check(raw, source=str(search_path))
+    ensure_data(project, validate(raw).data)
     prefect_environment(project)
     flow = load_flow(project, "tune", "tune")
     return flow(
@@ -160,17 +164,14 @@ def print_report(report: dict, console=None) -> None:
         console.print(
             "importance " + ", ".join(f"{k} {v:.2f}" for k, v in report["importances"].items())
         )
-    table = Table(title="trials")
-    keys = ["number", "state", "value", "epochs", *(best or {}).get("params", {})]
-    for key in keys:
-        table.add_column(key)
+    table = Table(title="trials (params by their key after the section)")
+    params = list(dict.fromkeys(k for row in report["trials"] for k in row if "." in k))
+    for header in ("#", "state", "value", "epochs", *(k.split(".", 1)[1] for k in params)):
+        table.add_column(header, overflow="fold")
     for row in report["trials"]:
-        table.add_row(
-            *(
-                f"{v:.4g}" if isinstance(v, float) else str(v if v is not None else "")
-                for v in (row.get(k) for k in keys)
-            )
-        )
+        value = f"{row['value']:.4f}" if row["value"] is not None else ""
+        cells = [f"{v:.3g}" if isinstance(v, float) else str(v) for v in map(row.get, params)]
+        table.add_row(str(row["number"]), row["state"].lower(), value, str(row["epochs"]), *cells)
     console.print(table)
     files = report.get("files") or []
     if files:

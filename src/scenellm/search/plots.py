@@ -1,5 +1,5 @@
-"""PNG plots of a study with Optuna's matplotlib backend: optimization history, parameter
-importances, parallel coordinates."""
+"""PNG plots of a study with Optuna's matplotlib backend: optimization history, per-epoch
+values (where pruning happened), parameter importances, parallel coordinates."""
 
 from __future__ import annotations
 
@@ -43,6 +43,10 @@ def save_plots(
         paths.append(
             _save(vis.plot_optimization_history(study), out_dir / "optimization_history.png")
         )
+        if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+            paths.append(
+                _save(vis.plot_intermediate_values(study), out_dir / "intermediate_values.png")
+            )
         if complete:
             paths.append(
                 _save(vis.plot_parallel_coordinate(study), out_dir / "parallel_coordinate.png")
