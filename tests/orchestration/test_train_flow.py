@@ -82,13 +82,12 @@ def test_lineage_tags_match_data_commit_and_fingerprints(two_runs):
         ["prepare", "features", "vqvae", "finetune", "evaluate"])
 
 
-def test_equal_model_becomes_challenger(two_runs):
+def test_rerun_registers_nothing_new(two_runs):
     root, _, outs = two_runs
-    c, runs = parent_runs(root)
-    assert "→ champion" in outs[0].stdout and "→ challenger" in outs[1].stdout
-    champion = c.get_model_version_by_alias("scenellm", "champion")
-    assert str(champion.version) == "1"
-    assert str(c.get_model_version_by_alias("scenellm", "challenger").version) == "2"
+    c, _ = parent_runs(root)
+    assert "version 1 → champion" in outs[0].stdout
+    assert "version 1 → champion" in outs[1].stdout and "already registered" in outs[1].stdout
+    assert [str(v.version) for v in c.search_model_versions("name='scenellm'")] == ["1"]
 
 
 RETRAIN = ("import json, sys; sys.path.insert(0, 'flows'); "

@@ -6,16 +6,42 @@ import json
 
 from scenellm.stages.evaluate import PRIMARY
 
+FINGERPRINT_TAG = "finetune_fingerprint"
+
+
+def already_registered(client, fingerprint: str) -> dict | None:
+    """The registered version built from this fine-tuning output, if any."""
+    from scenellm.tracking.registry import MODEL_NAME
+
+    versions = client.search_model_versions(
+        f"name='{MODEL_NAME}' and tags.{FINGERPRINT_TAG}='{fingerprint}'")
+    if not versions:
+        return None
+    version = min(versions, key=lambda v: int(v.version))
+    return {"version": str(version.version), "alias": ",".join(version.aliases) or "none",
+            "previous_champion": None,
+            "reason": "this fine-tuning output is already registered; nothing to promote"}
+
 
 def register_model(run, force: bool = False) -> dict:
-    """Log the fine-tuned model, register it and apply the champion/challenger rule."""
-    from scenellm.tracking.registry import log_model, register_and_promote
+    """Log the fine-tuned model, register it and apply the champion/challenger rule.
+
+    A re-run that reused the fine-tuning output registers nothing new: the version built
+    from that output (found by its fingerprint tag) is reported instead.
+    """
+    from scenellm.tracking.registry import MODEL_NAME, log_model, register_and_promote
 
     evaluate = run.results["evaluate"]
     metric = evaluate.metrics[PRIMARY]
-    uri = log_model(run.tracker.client, run.parent_id, run.results["finetune"].path / "model")
-    outcome = register_and_promote(run.tracker.client, run.parent_id, uri, metric,
-                                   run.data_version, force=force)
+    client = run.tracker.client
+    fingerprint = run.results["finetune"].fingerprint
+    outcome = None if force else already_registered(client, fingerprint)
+    if outcome is None:
+        uri = log_model(client, run.parent_id, run.results["finetune"].path / "model")
+        outcome = register_and_promote(client, run.parent_id, uri, metric, run.data_version,
+                                       force=force)
+        client.set_model_version_tag(MODEL_NAME, outcome["version"], FINGERPRINT_TAG,
+                                     fingerprint)
     run.tracker.set_tags(run.parent_id, {"scenellm.registered_version": outcome["version"],
                                          "scenellm.registered_alias": outcome["alias"]})
     return {**outcome, "metric": metric}
