@@ -100,14 +100,19 @@ def serve(
     cron: str = typer.Option(None, help="Cron schedule (default: orchestration.retrain_cron)."),
     force: bool = typer.Option(False, help="Retrain even when the data did not change."),
 ) -> None:
-    """Serve the scheduled `retrain` deployment from this process (Ctrl-C stops it).
+    """Serve the scheduled `retrain` flow from this process (Ctrl-C stops it).
 
-    For schedules that survive this process, run `prefect server start`, `prefect deploy
-    --all` and `prefect worker start --pool cpu` (see README).
+    Needs a running Prefect server (`prefect server start`, PREFECT_API_URL set): the
+    ephemeral API has no scheduler. For schedules without a serving process, use
+    `prefect deploy --all` and `prefect worker start --pool cpu` (see README).
     """
     from scenellm.cli.run import load_flow, prefect_environment
 
     project, params = load(None, None)
+    if not project.prefect_api_url:
+        raise UserError("scenellm serve needs a Prefect server for its schedule: run "
+                        "`prefect server start`, then export "
+                        "PREFECT_API_URL=http://127.0.0.1:4200/api and serve again.")
     prefect_environment(project)
     retrain = load_flow(project, "retrain", "retrain")
     retrain.serve(name="retrain-served", cron=cron or params.orchestration.retrain_cron,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 
 from scenellm.project import Project
@@ -21,16 +21,14 @@ def prefect_environment(project: Project) -> None:
 
 
 def load_flow(project: Project, module: str, name: str):
+    """A flow from ``<project>/flows/<module>.py``, imported by module name (flows import
+    each other that way, as Prefect entrypoints do, and deployments need a real module)."""
     import sys
 
     folder = str(project.root / "flows")
-    if folder not in sys.path:  # flows import each other by module name, as Prefect does
+    if folder not in sys.path:
         sys.path.insert(0, folder)
-    path = project.root / "flows" / f"{module}.py"
-    spec = importlib.util.spec_from_file_location(f"scenellm_flows.{module}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return getattr(mod, name)
+    return getattr(importlib.import_module(module), name)
 
 
 def print_summary(summary: dict, project: Project) -> None:
