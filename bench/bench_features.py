@@ -14,7 +14,8 @@ project (tiny params, detector epochs small), ``prepare`` runs first, untimed. T
 
 The ratio cold / cached is the speed-up that caching buys. ``--profile`` adds a cProfile of
 the cold run (top functions by own time). Wall and process CPU seconds are both reported:
-on a shared machine CPU time is the steadier number.
+on a shared machine CPU time is the steadier number. ``--threads N`` sets torch's intra-op
+threads (on a busy machine OpenMP barriers make the small per-frame tensor ops slow).
 
     python bench/bench_features.py --json bench/results/bench_features.json
 """
@@ -58,6 +59,12 @@ def main() -> None:
     parser.add_argument("--detector-epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16, help="detector.batch_size")
     parser.add_argument("--cached-repeats", type=int, default=5)
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (default: torch's choice, one per core)",
+    )
     parser.add_argument("--profile", action="store_true", help="cProfile the cold run")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
@@ -65,6 +72,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="scenellm-bench-features-") as tmp:
         tmp = Path(tmp)
         os.environ["SCENELLM_HOME"] = str(tmp / "home")
+        import torch
+
+        if args.threads:
+            torch.set_num_threads(args.threads)
         from scenellm.config.load import load_params
         from scenellm.stages.pipeline import run_until
 
@@ -129,10 +140,11 @@ def main() -> None:
     print(
         f"features stage: {args.videos} videos × {args.frames} frames at "
         f"{args.size[0]}×{args.size[1]}, {frames} frames kept in {m['shards']} shards, "
-        f"detector {args.detector_epochs} epoch(s), batch {args.batch_size}"
+        f"detector {args.detector_epochs} epoch(s), batch {args.batch_size}, "
+        f"{torch.get_num_threads()} torch thread(s)"
     )
     print(
-        f"cold = detector training {cold_wall - extract_s:.1f} s + extraction "
+        f"cold = detector training and setup {cold_wall - extract_s:.1f} s + extraction "
         f"{extract_s:.1f} s; prepare (untimed) took {prepare_s:.1f} s"
     )
     print_table(rows, ("run", "wall_s", "cpu_s", "frames/s", "stage_frames/s", "vs_cached"))
@@ -156,6 +168,7 @@ def main() -> None:
             "seed": args.seed,
             "detector_epochs": args.detector_epochs,
             "detector_batch_size": args.batch_size,
+            "torch_threads": torch.get_num_threads(),
             "frames_computed": frames,
             "shards": m["shards"],
             "prepare_s": prepare_s,

@@ -17,7 +17,8 @@ def already_registered(client, fingerprint: str) -> dict | None:
         f"name='{MODEL_NAME}' and tags.{FINGERPRINT_TAG}='{fingerprint}'")
     if not versions:
         return None
-    version = min(versions, key=lambda v: int(v.version))
+    first = min(versions, key=lambda v: int(v.version))
+    version = client.get_model_version(MODEL_NAME, first.version)  # search omits aliases
     return {"version": str(version.version), "alias": ",".join(version.aliases) or "none",
             "previous_champion": None,
             "reason": "this fine-tuning output is already registered; nothing to promote"}
