@@ -120,9 +120,11 @@ def open_storage(
     if not is_url(target):
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         return JournalHeartbeatStorage(Path(target), heartbeat, on_stale)
-    from sqlalchemy.exc import SQLAlchemyError
+    import time
 
-    try:
+    from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
+
+    def connect() -> RDBStorage:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ExperimentalWarning)
             return RDBStorage(
@@ -132,6 +134,17 @@ def open_storage(
                 heartbeat_stale_trial_callback=on_stale,
                 engine_kwargs={"pool_pre_ping": True},
             )
+
+    try:
+        for attempt in range(5):
+            try:
+                return connect()
+            except (IntegrityError, ProgrammingError):
+                # Workers joining a fresh database race to create Optuna's tables; the
+                # loser sees a duplicate type/table and finds them complete a moment later.
+                if attempt == 4:
+                    raise
+                time.sleep(1.0 + attempt)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UserError(
