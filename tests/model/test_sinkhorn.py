@@ -31,25 +31,28 @@ def _t(*arrays):
     return [torch.from_numpy(np.ascontiguousarray(x)) for x in arrays]
 
 
+@pytest.mark.parametrize("domain", ["log", "scaling", "auto"])
 @pytest.mark.parametrize("tol", [1e-9, 1e-4])
-def test_matches_pot_sinkhorn_log_on_random_problems(tol):
+def test_matches_pot_sinkhorn_log_on_random_problems(tol, domain):
+    # spreads 1/ε up to 100: inside float64's scaling range, so all three domains apply
     for seed in range(50):
         rng = np.random.default_rng(seed)
         n, m = int(rng.integers(1, 40)), int(rng.integers(1, 30))
         epsilon = float(10 ** rng.uniform(-2, 0))
         cost, a, b = _problem(rng, n, m)
         expected = _pot(a, b, cost, epsilon, 5000, tol)
-        plan = sinkhorn(*_t(cost, a, b), epsilon, max_iter=5000, tol=tol)
+        plan = sinkhorn(*_t(cost, a, b), epsilon, max_iter=5000, tol=tol, domain=domain)
         assert plan.shape == (n, m)
         torch.testing.assert_close(
             plan, torch.from_numpy(expected), rtol=1e-6, atol=1e-12, msg=f"seed {seed}"
         )
 
 
-def test_matches_pot_when_stopped_before_convergence():
+@pytest.mark.parametrize("domain", ["log", "scaling"])
+def test_matches_pot_when_stopped_before_convergence(domain):
     cost, a, b = _problem(np.random.default_rng(1), 25, 14)
     expected = _pot(a, b, cost, 0.01, 7, 0.0)
-    plan = sinkhorn(*_t(cost, a, b), 0.01, max_iter=7, tol=0.0)
+    plan = sinkhorn(*_t(cost, a, b), 0.01, max_iter=7, tol=0.0, domain=domain)
     torch.testing.assert_close(plan, torch.from_numpy(expected), rtol=1e-9, atol=1e-15)
 
 
@@ -95,13 +98,14 @@ def test_tiny_epsilon_is_finite(dtype, epsilon):
         torch.testing.assert_close(plan[0], torch.from_numpy(expected), rtol=1e-6, atol=1e-12)
 
 
-def test_zero_masses_give_zero_rows_and_columns():
+@pytest.mark.parametrize("domain", ["log", "scaling"])
+def test_zero_masses_give_zero_rows_and_columns(domain):
     cost, a, b = _problem(np.random.default_rng(6), 12, 9)
     a[[0, 5]] = 0.0
     b[[3]] = 0.0
     a, b = a / a.sum(), b / b.sum()
     cost_t, a_t, b_t = (x.requires_grad_(True) for x in _t(cost, a, b))
-    plan = sinkhorn(cost_t, a_t, b_t, 0.05, max_iter=500, tol=1e-9)
+    plan = sinkhorn(cost_t, a_t, b_t, 0.05, max_iter=500, tol=1e-9, domain=domain)
     assert torch.isfinite(plan).all()
     assert (plan[[0, 5]] == 0).all() and (plan[:, 3] == 0).all()
     torch.testing.assert_close(plan.detach(), torch.from_numpy(_pot(a, b, cost, 0.05, 500, 1e-9)))
@@ -110,12 +114,42 @@ def test_zero_masses_give_zero_rows_and_columns():
         assert torch.isfinite(x.grad).all()
 
 
-def test_gradient_matches_finite_differences():
+@pytest.mark.parametrize("domain", ["log", "scaling"])
+def test_gradient_matches_finite_differences(domain):
     cost, a, b = _t(*_problem(np.random.default_rng(7), 4, 3, batch=(2,)))
     inputs = tuple(x.clone().requires_grad_(True) for x in (cost, a, b))
     assert torch.autograd.gradcheck(
-        lambda c, a, b: sinkhorn(c, a, b, 0.2, max_iter=30, tol=0.0), inputs
+        lambda c, a, b: sinkhorn(c, a, b, 0.2, max_iter=30, tol=0.0, domain=domain), inputs
     )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scaling_and_log_domains_agree_on_the_aggregation_shape(dtype):
+    # (B, K, M) = (8, 512, 64) with the OT module's [0, 1] cost; ε = 0.05: spread 20
+    rng = np.random.default_rng(10)
+    cost, a, b = _t(*_problem(rng, 512, 64, batch=(8,)))
+    cost, a, b = cost.to(dtype), a.to(dtype), b.to(dtype)
+    log = sinkhorn(cost, a, b, 0.05, max_iter=100, tol=0.0, domain="log")
+    scaling = sinkhorn(cost, a, b, 0.05, max_iter=100, tol=0.0, domain="scaling")
+    rtol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert (scaling - log).abs().max() <= rtol * log.abs().max()
+
+
+def test_auto_domain_follows_the_spread(monkeypatch):
+    import scenellm.model.sinkhorn as module
+
+    chosen = []
+    for name in ("_log_domain", "_scaling_domain"):
+        original = getattr(module, name)
+        monkeypatch.setattr(
+            module, name, lambda *args, _n=name, _f=original: chosen.append(_n) or _f(*args)
+        )
+    cost, a, b = _t(*_problem(np.random.default_rng(11), 20, 10))  # cost spread < 1
+    for dtype, limit in module.SCALING_MAX_SPREAD.items():
+        spread = float(cost.max() - cost.min())
+        sinkhorn(cost.to(dtype), a.to(dtype), b.to(dtype), spread / limit * 1.01)
+        sinkhorn(cost.to(dtype), a.to(dtype), b.to(dtype), spread / limit * 0.99)
+    assert chosen == ["_scaling_domain", "_log_domain"] * 2
 
 
 @pytest.mark.parametrize(
@@ -140,7 +174,8 @@ def test_bad_inputs_raise(change, match):
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"epsilon": 0.0}, {"max_iter": 0}, {"check_every": 0}, {"tol": -1.0}]
+    "kwargs",
+    [{"epsilon": 0.0}, {"max_iter": 0}, {"check_every": 0}, {"tol": -1.0}, {"domain": "exp"}],
 )
 def test_bad_parameters_raise(kwargs):
     cost, a, b = _t(*_problem(np.random.default_rng(9), 5, 4))

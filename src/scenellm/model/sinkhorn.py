@@ -14,14 +14,34 @@ overflow (Cuturi 2013; Feydy et al. 2019),
 in POT's ``sinkhorn_log`` order (v first), so the rows of P match a exactly and convergence
 is measured on the columns: err = ‖Pᵀ1 - b‖₂, checked after iterations 0, k, 2k, ... as POT
 does. Zero masses get log 0 = -inf potentials and exactly zero rows/columns.
+
+The same iteration in the scaling domain, with K = exp(-(C - min C) / ε), u = exp(u) and
+v = exp(v) up to a constant,
+
+    v ← b / (Kᵀ u)        u ← a / (K v)        P = diag(u) K diag(v),
+
+gives the same iterates in exact arithmetic (the shift by min C cancels in P), and each half-step
+is a batched matrix-vector product instead of an exp over (B, n, m): 10x faster on CPU, and
+backward stores vectors instead of (B, n, m) tensors per iteration. It is safe only while
+K's entries and the scalings stay far from under/overflow, i.e. while the spread
+(max C - min C) / ε is moderate; ``domain="auto"`` takes it when the spread is at most
+``SCALING_MAX_SPREAD[dtype]`` (e^-30 ≈ 1e-13 in float32, e^-300 ≈ 5e-131 in float64: the
+scalings then span at most ~e^±(spread + log n + log 1/min mass), inside either range), and
+the log domain otherwise. The OT aggregation's cost is normalised to [0, 1], so its spread is
+1/ε: float32 takes the scaling domain for ε ≥ 1/30.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 
 # Allowed relative gap between the total masses of a and b (float32 sums of ~1e3 terms).
 MASS_RTOL = 1e-4
+# Largest (max C - min C) / ε for which ``domain="auto"`` iterates in the scaling domain.
+SCALING_MAX_SPREAD = {torch.float32: 30.0, torch.float64: 300.0}
+DOMAINS = ("auto", "log", "scaling")
 
 
 def sinkhorn(
@@ -32,6 +52,7 @@ def sinkhorn(
     max_iter: int = 100,
     tol: float = 1e-6,
     check_every: int = 10,
+    domain: Literal["auto", "log", "scaling"] = "auto",
 ) -> torch.Tensor:
     """Entropic OT plan(s), differentiable by autograd through the iterations.
 
@@ -43,15 +64,34 @@ def sinkhorn(
         max_iter: most Sinkhorn iterations (one v and one u update each).
         tol: stop once max over the batch of ‖Pᵀ1 - b‖₂ < tol; 0 runs all ``max_iter``.
         check_every: iterations between checks (one host sync each).
+        domain: "log", "scaling", or "auto": scaling when the largest spread
+            (max C - min C) / ε in the batch is at most ``SCALING_MAX_SPREAD[dtype]``.
 
     Returns:
         plan: (B, n, m) or (n, m), same dtype and device as ``cost``.
     """
-    _validate(cost, a, b, epsilon, max_iter, tol, check_every)
+    spread = _validate(cost, a, b, epsilon, max_iter, tol, check_every, domain)
     unbatched = cost.dim() == 2
     if unbatched:
         cost, a, b = cost[None], a[None], b[None]
     a, b = a.to(cost), b.to(cost)
+    if domain == "auto":
+        domain = "scaling" if spread <= SCALING_MAX_SPREAD[cost.dtype] else "log"
+    solve = _scaling_domain if domain == "scaling" else _log_domain
+    plan = solve(cost, a, b, epsilon, max_iter, tol, check_every)
+    return plan[0] if unbatched else plan
+
+
+def _log_domain(
+    cost: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    epsilon: float,
+    max_iter: int,
+    tol: float,
+    check_every: int,
+) -> torch.Tensor:
+    """Batched (B, n, m) log-domain iteration: exact for any ε, one exp pass per half-step."""
     log_kernel = -cost / epsilon  # (B, n, m)
     # Both updates reduce over the contiguous last dim, which is ~2x faster on CPU.
     log_kernel_t = log_kernel.transpose(1, 2).contiguous()  # (B, m, n)
@@ -63,8 +103,40 @@ def sinkhorn(
         u = log_a - _logsumexp(log_kernel + v[:, None, :])
         if tol > 0 and it % check_every == 0 and _column_error(log_kernel_t, u, v, b) < tol:
             break
-    plan = torch.exp(log_kernel + u[:, :, None] + v[:, None, :])  # (B, n, m)
-    return plan[0] if unbatched else plan
+    return torch.exp(log_kernel + u[:, :, None] + v[:, None, :])  # (B, n, m)
+
+
+def _scaling_domain(
+    cost: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    epsilon: float,
+    max_iter: int,
+    tol: float,
+    check_every: int,
+) -> torch.Tensor:
+    """Batched (B, n, m) scaling-domain iteration; needs a moderate spread (module docstring).
+
+    Every entry of K is in [e^-spread, 1], so K v > 0 wherever v holds mass and Kᵀ u > 0
+    wherever u does: no division by zero, and zero masses give exactly zero scalings.
+    """
+    shift = cost.detach().amin(dim=(1, 2), keepdim=True)  # (B, 1, 1); cancels in P
+    kernel = torch.exp((shift - cost) / epsilon)  # (B, n, m)
+    # Both products as row vector @ matrix, (B, 1, k) @ (B, k, j): on CPU this batched form is
+    # ~9x faster than matrix @ column vector (measured for 64 × 512 × 64, one thread).
+    kernel_t = kernel.transpose(1, 2).contiguous()  # (B, m, n)
+    u = torch.ones_like(a)  # (B, n): log-domain u = 0
+    v = torch.ones_like(b)
+    for it in range(max_iter):
+        v = b / (u[:, None, :] @ kernel).squeeze(1)  # (B, m)
+        u = a / (v[:, None, :] @ kernel_t).squeeze(1)  # (B, n)
+        if tol > 0 and it % check_every == 0:
+            with torch.no_grad():
+                column = v * (u[:, None, :] @ kernel).squeeze(1)  # Pᵀ1, (B, m)
+                error = torch.linalg.vector_norm(column - b, dim=-1).max().item()
+            if error < tol:
+                break
+    return u[:, :, None] * kernel * v[:, None, :]  # (B, n, m)
 
 
 def _logsumexp(x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +173,11 @@ def _validate(
     max_iter: int,
     tol: float,
     check_every: int,
-) -> None:
+    domain: str,
+) -> float:
+    """Raise ValueError on bad input; return the largest spread (max C - min C) / ε."""
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {', '.join(DOMAINS)}, got {domain!r}")
     if cost.dim() not in (2, 3):
         raise ValueError(f"cost must be (n, m) or (B, n, m), got shape {tuple(cost.shape)}")
     if cost.dtype not in (torch.float32, torch.float64):
@@ -133,7 +209,12 @@ def _validate(
                 (mass_a <= 0).any(),
                 ((mass_a - mass_b).abs() > MASS_RTOL * mass_a).any(),
             ]
-        ).tolist()  # one host sync for all value checks
+        )
+        flat = cost.reshape(-1, cost.shape[-2] * cost.shape[-1])
+        spread = (flat.amax(dim=-1) - flat.amin(dim=-1)).max()
+        # one host sync for all value checks and the spread
+        values = torch.cat([flags.to(cost.dtype), spread[None]]).tolist()
+        flags, spread = values[:-1], values[-1]
     messages = (
         "cost has non-finite entries",
         "a or b has non-finite entries",
@@ -144,3 +225,4 @@ def _validate(
     for flag, message in zip(flags, messages, strict=True):
         if flag:
             raise ValueError(f"sinkhorn: {message}")
+    return spread / epsilon
