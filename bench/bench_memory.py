@@ -28,14 +28,13 @@ from pathlib import Path
 
 from common import (
     PYTHON,
-    REPO,
-    TINY,
     child_env,
     make_project,
     print_table,
     profile_top,
     python_child,
     run_child,
+    shipped_sizes,
     synth_data,
     write_json,
 )
@@ -68,16 +67,7 @@ import scenellm.model.scenellm, scenellm.features.backbone, scenellm.stages.scen
 
 def default_sizes(args: argparse.Namespace) -> dict:
     """Overrides that undo the tiny sizes (back to params/*.yaml) and set the epochs."""
-    import yaml
-
-    defaults = {}
-    for path in (REPO / "params").glob("*.yaml"):
-        defaults.update(yaml.safe_load(path.read_text()))
-    extra = (
-        {}
-        if args.tiny_params
-        else {s: {k: defaults[s][k] for k in keys} for s, keys in TINY.items()}
-    )
+    extra = {} if args.tiny_params else shipped_sizes()
     for section, values in {
         "detector": {"epochs": args.detector_epochs},
         "vqvae": {"epochs": args.vqvae_epochs},

@@ -1,10 +1,12 @@
 """Orchestration overhead: the Prefect ``train`` flow with MLflow tracking against the same
 stages called directly, and the cost of a no-op re-run.
 
-A temporary tiny project (``tests/support/tiny_project.py`` params, detector batch 16) on a
-seeded synthetic dataset (default 24 videos × 16 frames at 160×120; the cold pipeline then
-takes ~1–3 min on 2 cores). Every variant is a child process with the project root as its
-working directory and its own fresh ``SCENELLM_HOME``:
+By default the pipeline is the one ``make run`` runs: the repository's own ``params/`` on
+the default data (100 videos × 16 frames at 160×120, seed 0, regenerated into a temporary
+folder; byte-identical to ``data/``), about a minute cold on 2 idle cores. ``--params tiny``
+uses the tiny sizes of the end-to-end tests instead. Every variant is a child process with
+a temporary project root (a copy of ``params/`` and ``flows/``) as its working directory
+and its own fresh ``SCENELLM_HOME``:
 
 - import:  ``python -c "import torch, prefect, mlflow"``;
 - direct:  ``python -c`` calling ``run_until("evaluate", ...)``, cold (fresh home);
@@ -44,6 +46,7 @@ from common import (
     profile_top,
     python_child,
     run_child,
+    shipped_sizes,
     synth_data,
     write_json,
 )
@@ -93,7 +96,14 @@ def row(name: str, child: Child, stage_s: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=24)
+    parser.add_argument(
+        "--params",
+        choices=("shipped", "tiny"),
+        default="shipped",
+        help="shipped: params/*.yaml as in the repository (what `make run` runs); tiny: the "
+        "end-to-end tests' sizes",
+    )
+    parser.add_argument("--videos", type=int, default=100)
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--size", type=int, nargs=2, default=(160, 120), metavar=("W", "H"))
     parser.add_argument("--seed", type=int, default=0)
@@ -107,7 +117,7 @@ def main() -> None:
         tmp = Path(tmp)
         data = synth_data(tmp / "data", args.videos, args.frames, tuple(args.size), args.seed)
         root = tmp / "project"
-        make_project(root, data, {"detector": {"batch_size": 16}})
+        make_project(root, data, shipped_sizes() if args.params == "shipped" else None)
 
         direct, flow = [], []
         for r in range(args.repeats):
@@ -169,7 +179,7 @@ def main() -> None:
     ]
     print(
         f"orchestration: {args.videos} videos × {args.frames} frames at "
-        f"{args.size[0]}×{args.size[1]}, tiny params, best of {args.repeats} cold run(s)"
+        f"{args.size[0]}×{args.size[1]}, {args.params} params, best of {args.repeats} cold run(s)"
     )
     print_table(rows, ("run", "wall_s", "cpu_s", "stages_s", "outside_stages_s", "maxrss_mb"))
     verdict = [
@@ -216,6 +226,7 @@ def main() -> None:
         args.json,
         {
             "benchmark": "orchestration",
+            "params": args.params,
             "videos": args.videos,
             "frames_per_video": args.frames,
             "size": list(args.size),

@@ -91,10 +91,10 @@ def test_rerun_registers_nothing_new(two_runs):
     assert [str(v.version) for v in c.search_model_versions("name='scenellm'")] == ["1"]
 
 
-RETRAIN = ("import json, sys; sys.path.insert(0, 'flows'); "
-           "from scenellm.cli.run import prefect_environment; "
-           "from scenellm.project import Project; prefect_environment(Project.discover()); "
-           "from retrain import retrain; r = retrain(); "
+RETRAIN = ("import json; "
+           "from scenellm.cli.run import load_flow, prefect_environment; "
+           "from scenellm.project import Project; project = Project.discover(); "
+           "prefect_environment(project); r = load_flow(project, 'retrain', 'retrain')(); "
            "print('REPORT' + json.dumps({k: r[k] for k in ('retrained', 'reason')} | "
            "{'alias': (r.get('registration') or {}).get('alias')}))")
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import importlib
 import os
+from pathlib import Path
 
 from scenellm.project import Project
 
 
 def prefect_environment(project: Project) -> None:
-    """Embedded Prefect: ephemeral API with its database under the project folder."""
+    """Embedded Prefect: without a configured server, a Prefect API subprocess for this
+    command with its database under the project folder, launched now so that it boots while
+    the command imports (``scenellm.cli.embedded_api``). Call before importing prefect."""
+    from scenellm.cli.embedded_api import start_embedded_api
+
     os.environ.setdefault("PREFECT_HOME", str(project.home / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -17,18 +22,31 @@ def prefect_environment(project: Project) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    start_embedded_api(Path(os.environ["PREFECT_HOME"]))
 
 
 def load_flow(project: Project, module: str, name: str):
     """A flow from ``<project>/flows/<module>.py``, imported by module name (flows import
-    each other that way, as Prefect entrypoints do, and deployments need a real module)."""
+    each other that way, as Prefect entrypoints do, and deployments need a real module).
+
+    While the embedded Prefect API (``prefect_environment``) boots, this imports what every
+    flow needs anyway (the flow module, torch, MLflow) and opens the MLflow store (creating
+    its tables on a first run); it returns once the API answers.
+    """
     import sys
+
+    import mlflow
+    import torch  # noqa: F401  (every stage needs it)
+
+    from scenellm.cli.embedded_api import wait_for_embedded_api
 
     folder = str(project.root / "flows")
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    return getattr(importlib.import_module(module), name)
+    flow = getattr(importlib.import_module(module), name)
+    mlflow.MlflowClient(project.mlflow_tracking_uri)  # MLflow caches the store per URI
+    wait_for_embedded_api()
+    return flow
 
 
 def print_summary(summary: dict, project: Project) -> None:
@@ -64,8 +82,8 @@ def run_pipeline(overrides: list[str] | None, register: bool) -> dict:
 
     project = Project.discover()
     params = load_params(project.params_dir, overrides)
+    prefect_environment(project)  # the API boots while the data is checked and flows import
     ensure_data(project, params.data)
-    prefect_environment(project)
     train = load_flow(project, "train", "train")
     summary = train(overrides=overrides or [], promote=register)
     print_summary(summary, project)

@@ -26,14 +26,16 @@ def load_frame(data_root: Path, frame_key: str) -> torch.Tensor:
 
 
 def stack_frames(images: list[torch.Tensor]) -> torch.Tensor:
-    """Zero-pad to the largest frame (bottom/right, so boxes stay valid) → (B, 3, H, W) in
-    [0, 1]."""
+    """uint8 (3, H_i, W_i) frames (``load_frame``), zero-padded to the largest one
+    (bottom/right, so boxes stay valid) → float32 (B, 3, H, W) in [0, 1]."""
     h = max(i.shape[1] for i in images)
     w = max(i.shape[2] for i in images)
-    batch = torch.zeros(len(images), 3, h, w)
+    # uint8 copies, then one conversion for the batch: per-image float ops cost an OpenMP
+    # barrier each, which dominates on a busy machine (bench/bench_features.py profile)
+    batch = torch.zeros(len(images), 3, h, w, dtype=torch.uint8)
     for b, image in enumerate(images):
-        batch[b, :, : image.shape[1], : image.shape[2]] = image.float() / 255.0
-    return batch
+        batch[b, :, : image.shape[1], : image.shape[2]] = image
+    return batch.float().div_(255.0)
 
 
 def frame_nodes(frame: pd.Series, objs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray,
