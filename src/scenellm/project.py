@@ -2,7 +2,8 @@
 
 ``<root>/.scenellm/`` (or ``$SCENELLM_HOME``) contains ``artifacts/`` (stage outputs keyed by
 fingerprint), ``mlflow.db`` (MLflow on SQLite), ``optuna.journal`` (Optuna journal storage)
-and ``prefect/`` (Prefect's ephemeral API database). Each store can be pointed elsewhere
+and ``prefect/`` (the database of the Prefect API a command starts for itself when no
+server is configured, ``scenellm.cli.embedded_api``). Each store can be pointed elsewhere
 with the usual variables (``MLFLOW_TRACKING_URI``, ``SCENELLM_OPTUNA_STORAGE``,
 ``PREFECT_API_URL``).
 """

@@ -103,7 +103,7 @@ def serve(
     """Serve the scheduled `retrain` flow from this process (Ctrl-C stops it).
 
     Needs a running Prefect server (`prefect server start`, PREFECT_API_URL set): the
-    ephemeral API has no scheduler. For schedules without a serving process, use
+    API a single command starts has no scheduler. For schedules without a serving process, use
     `prefect deploy --all` and `prefect worker start --pool cpu` (see README).
     """
     from scenellm.cli.run import load_flow, prefect_environment
