@@ -147,18 +147,29 @@ def main() -> None:
         t["independent_value"], t["independent_seconds"] = other["value"], other["seconds"]
         if t["state"] == "COMPLETE" and abs(t["value"] - other["value"]) > TOLERANCE:
             mismatches.append((t["number"], t["value"], other["value"]))
+    # a pruned trial's finetune stops before it records an output: count it as started
     computed_study = {s: sum(s in t["computed"] for t in trials) for s in STAGES}
+    computed_study["finetune"] = sum(
+        t["state"] == "PRUNED" or "finetune" in t["computed"] for t in trials
+    )
     computed_alone = {s: sum(s in r["computed"] for r in alone.values()) for s in STAGES}
     complete = [t for t in trials if t["state"] == "COMPLETE"]
+    pruned = [t for t in trials if t["state"] == "PRUNED"]
+    epochs_study = sum(
+        t["pruned_at_epoch"] + 1 if t["state"] == "PRUNED" else alone[t["number"]]["epochs"]
+        for t in trials
+        if t["state"] == "PRUNED" or "finetune" in t["computed"]
+    )
     ratio = independent.wall_s / study.wall_s
     rows = [
         {
             "run": f"study: reuse + pruning ({len(trials)} trials)",
             "wall_s": study.wall_s,
             "cpu_s": study.cpu_s,
-            "pruned": sum(t["state"] == "PRUNED" for t in trials),
+            "pruned": len(pruned),
             "best": max((t["value"] for t in complete), default=float("nan")),
             **{f"{s} computed": computed_study[s] for s in STAGES},
+            "finetune epochs": epochs_study,
         },
         {
             "run": "independent full pipelines",
@@ -167,6 +178,7 @@ def main() -> None:
             "pruned": 0,
             "best": max(r["value"] for r in alone.values()),
             **{f"{s} computed": computed_alone[s] for s in STAGES},
+            "finetune epochs": sum(r["epochs"] for r in alone.values()),
         },
     ]
     print(
@@ -174,7 +186,7 @@ def main() -> None:
         f"{args.params} params, search space and pruner of params/search.yaml"
     )
     print_table(rows, ("run", "wall_s", "cpu_s", "pruned", "best",
-                       *(f"{s} computed" for s in STAGES)))  # fmt: skip
+                       *(f"{s} computed" for s in STAGES), "finetune epochs"))  # fmt: skip
     print_table(
         trials,
         ("number", "state", "pruned_at_epoch", "value", "independent_value",
@@ -182,6 +194,13 @@ def main() -> None:
         title="trials (value: best validation epoch; independent: same params, full epochs)",
     )
     print(f"independent / study wall time: {ratio:.2f}x")
+    if pruned:
+        best_pruned = max(alone[t["number"]]["value"] for t in pruned)
+        print(
+            f"pruned trials run to the end reach at most {best_pruned:.4f} "
+            f"(study best {rows[0]['best']:.4f}): pruning "
+            + ("lost nothing" if best_pruned <= rows[0]["best"] else "LOST the best trial")
+        )
     print(
         "completed trials with the same objective alone and in the study: "
         f"{len(complete) - len(mismatches)}/{len(complete)}"
@@ -202,6 +221,7 @@ def main() -> None:
             "rows": rows,
             "per_trial": trials,
             "objective_mismatches": mismatches,
+            "finetune_epochs": {"study": epochs_study, "independent": rows[1]["finetune epochs"]},
         },
     )
     if mismatches:

@@ -131,6 +131,8 @@ def start_embedded_api(prefect_home: Path, startup_timeout: float = 120.0) -> Em
     if _api is None and not os.environ.get("PREFECT_API_URL"):
         _api = EmbeddedAPI(prefect_home / "embedded-api.log", startup_timeout)
         os.environ["PREFECT_API_URL"] = _api.api_url
+        # the server is this installation's own Prefect: skip the client's version handshake
+        os.environ.setdefault("PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED", "false")
     return _api
 
 
