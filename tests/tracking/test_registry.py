@@ -145,3 +145,19 @@ def test_resolve_loader() -> None:
     assert resolve_loader(LOADER) is load_directory_manifest
     with pytest.raises(ValueError, match="package.module:function"):
         resolve_loader("scenellm.tracking.registry.load_directory_manifest")
+
+
+@pytest.mark.parametrize(
+    ("data", "metric_name", "named", "not_named"),
+    [
+        (NEW, "m", ["data"], ["metric m"]),
+        (OLD, "other", ["metric m vs other"], ["data"]),
+        (NEW, "other", ["data", "metric m vs other"], []),
+    ],
+)
+def test_not_comparable_reason_names_only_what_differs(data, metric_name, named, not_named):
+    champion = {"version": 3, "metric": 0.5, "data_md5": OLD, "metric_name": "m"}
+    alias, reason = promotion(champion, 0.9, data, metric_name)
+    assert alias == "challenger" and reason.startswith("not comparable with champion v3 (")
+    assert all(part in reason for part in named)
+    assert not any(part in reason for part in not_named)

@@ -155,11 +155,15 @@ def promotion(
     if force:
         return "champion", f"forced over champion v{champion['version']}"
     old = champion["metric"]
-    if champion["data_md5"] != data_version or champion["metric_name"] != metric_name:
+    differences = []
+    if champion["data_md5"] != data_version:
+        differences.append(f"data {champion['data_md5']} vs {data_version}")
+    if champion["metric_name"] != metric_name:
+        differences.append(f"metric {champion['metric_name']} vs {metric_name}")
+    if differences:
         return "challenger", (
-            f"champion v{champion['version']} was scored with {champion['metric_name']} on data "
-            f"{champion['data_md5']}, this version with {metric_name} on data {data_version}; "
-            "scores on different data are not comparable (re-evaluate and use force)"
+            f"not comparable with champion v{champion['version']} "
+            f"({', '.join(differences)}); re-evaluate it and use force to promote"
         )
     if math.isfinite(metric_value) and (not math.isfinite(old) or metric_value > old):
         return "champion", f"{metric_name} {metric_value:.6g} > {old:.6g} of v{champion['version']}"
