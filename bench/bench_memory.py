@@ -61,7 +61,7 @@ print(json.dumps({"seconds": result.seconds}))
 """
 BASELINE_CHILD = """
 import pandas, torch, transformers, peft, safetensors.torch
-import scenellm.model.scenellm, scenellm.features.backbone, scenellm.stages.scene_data
+import scenellm.model.scenellm, scenellm.features.backbone, scenellm.model.scene_graph_data
 """
 
 

@@ -15,9 +15,9 @@ from prefect.tasks import exponential_backoff
 
 from scenellm.config.load import load_params
 from scenellm.project import Project
+from scenellm.stages.pipeline import PipelineRun
 from scenellm.stages.registry import PIPELINE
-from scenellm.stages.tracked import PipelineRun
-from scenellm.stages.train_summary import register_model, summary_markdown, train_summary
+from scenellm.stages.summary import summary_markdown, train_summary
 
 
 @task(name="stage", cache_policy=NO_CACHE)
@@ -48,9 +48,8 @@ def train(overrides: list[str] | None = None, promote: bool = True,
     project = Project.discover()
     params = load_params(project.params_dir, overrides)
     orch = params.orchestration
-    run = PipelineRun.start(project, params, run_name=f"train-{flow_run.get_name()}",
-                            flow_run_id=str(flow_run.get_id()))
-    try:
+    with PipelineRun.open(project, params, run_name=f"train-{flow_run.get_name()}",
+                          flow_run_id=str(flow_run.get_id())) as run:
         for name in PIPELINE:
             if orch.gpu_pool and name in orch.gpu_stages:
                 route_to_pool(run, name, overrides or [])  # the task below then reuses it
@@ -59,11 +58,7 @@ def train(overrides: list[str] | None = None, promote: bool = True,
                 retry_delay_seconds=exponential_backoff(backoff_factor=orch.retry_delay_seconds),
                 timeout_seconds=orch.timeout_seconds.get(name),
             )(run, name)
-        registration = register_model(run, force_promote) if promote else None
-    except BaseException:
-        run.finish("FAILED")
-        raise
-    run.finish()
+        registration = run.register(force_promote) if promote else None
     summary = train_summary(run, registration)
     create_markdown_artifact(summary_markdown(summary), key="train-summary",
                              description="Stages, metrics and registry outcome of this run")

@@ -67,16 +67,14 @@ def commit_data_dvc(root: Path, md5: str, message: str) -> str:
 def record_run(project: Project, register: bool = False) -> str:
     """What the train flow does, without Prefect: a parent run, a child run per stage."""
     from scenellm.config.load import load_params
+    from scenellm.stages.pipeline import PipelineRun
     from scenellm.stages.registry import PIPELINE
-    from scenellm.stages.tracked import PipelineRun
-    from scenellm.stages.train_summary import register_model
 
-    run = PipelineRun.start(project, load_params(project.params_dir), run_name="train-test")
-    for name in PIPELINE:
-        run.stage(name)
-    if register:
-        register_model(run)
-    run.finish()
+    with PipelineRun.open(project, load_params(project.params_dir), "train-test") as run:
+        for name in PIPELINE:
+            run.stage(name)
+        if register:
+            run.register()
     return run.parent_id
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from scenellm.device import autocast_context, select_device
 from scenellm.features.backbone import DetectorBackbone, build_backbone
 from scenellm.features.backbone_resnet import ResNetBackbone
 from scenellm.features.backbone_small_cnn import SmallCNN, crop_batches
-from scenellm.features.device import autocast_context, select_device
 
 COLOURS = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.2, 0.9]])
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from scenellm.features.shard import ShardView, shard_entry
-from scenellm.features.store import FeatureStore, sha256_file
+from scenellm.features.store import FeatureStore
+from scenellm.io import sha256_file
 
 
 def make_shard(

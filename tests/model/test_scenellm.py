@@ -13,7 +13,7 @@ from scenellm.model.checkpoint import load_finetuned, save_finetuned
 from scenellm.model.losses import sgg_loss
 from scenellm.model.scenellm import SceneLLM, SceneLLMConfig
 from scenellm.model.vqvae import VQVAE
-from scenellm.stages.scene_data import VideoBatch
+from scenellm.model.batch import VideoBatch
 
 FEAT = 24
 

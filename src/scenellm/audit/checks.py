@@ -156,7 +156,7 @@ def check_params(rec) -> Check:
 
 def check_model(rec, model: dict[str, Any]) -> Check:
     """The registered version's data version and score are the run's."""
-    from scenellm.stages.evaluate import PRIMARY
+    from scenellm.evaluation import PRIMARY_METRIC as PRIMARY
     from scenellm.tracking.runs import metric_key
 
     tags, label = model["tags"], f"{model['name']} v{model['version']}"

@@ -164,7 +164,6 @@ def rerun_pipeline(rec, project: Project, scratch: Project, params) -> dict | st
 def reproduce(
     client, rec, project: Project, params, mode: str = "eval", tolerance: float | None = None
 ) -> Reproduction:
-    import torch
 
     start = time.perf_counter()
     if params is None:
@@ -176,7 +175,9 @@ def reproduce(
             NOT_CHECKABLE,
             "no recorded metrics.json (neither on the evaluate child run nor in its output folder)",
         )
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    from scenellm.device import select_device
+
+    device = select_device("auto").type  # the device the evaluate stage picks
     tol = tolerance if tolerance is not None else (0.0 if device == "cpu" else GPU_TOLERANCE)
     folder = Path(tempfile.mkdtemp(prefix="scenellm-audit-"))
     try:

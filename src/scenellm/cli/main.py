@@ -147,9 +147,8 @@ app.command()(user_errors(audit_cmd.audit))
 def main() -> None:
     """Console entry point: the typer app, then a cheap interpreter exit.
 
-    At exit CPython runs full garbage collections over every object still alive; with
-    torch and Prefect's and MLflow's pydantic models loaded, that took 1.2-1.4 s of a
-    no-op ``scenellm run`` on 2 cores (py-spy: ``gc_collect_main`` after the last line).
+    At exit CPython runs full garbage collections over every object still alive, which
+    with torch, Prefect and MLflow loaded costs more than a second on 2 cores.
     ``gc.freeze()`` once the command is done moves those objects to the permanent
     generation, which the exit collections skip; atexit handlers and refcount-driven
     cleanup still run.

@@ -7,33 +7,27 @@ import os
 import shutil
 from pathlib import Path
 
+from scenellm.io import atomic_write_json, staged_dir
 from scenellm.stages.base import StageResult
 
 
 def publish_output(source: Path, target: Path) -> None:
-    """Expose a stage output at a fixed path (hard links; copies across filesystems)."""
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-
+    """Expose a stage output at a fixed path (hard links; copies across filesystems); the
+    old folder stays until the new one is in place."""
     def link(src: str, dst: str) -> None:
         try:
             os.link(src, dst)
         except OSError:
             shutil.copy2(src, dst)
 
-    shutil.copytree(source, tmp, copy_function=link)
-    if target.exists():
-        shutil.rmtree(target)
-    os.rename(tmp, target)
+    with staged_dir(target) as tmp:
+        shutil.copytree(source, tmp, copy_function=link, dirs_exist_ok=True)
 
 
 def write_metrics(result: StageResult, path: Path) -> None:
     """Flat numeric metrics of a stage, for ``dvc metrics show``."""
     flat = {k: v for k, v in result.metrics.items() if isinstance(v, int | float)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(flat, indent=2, sort_keys=True))
-    os.replace(tmp, path)
+    atomic_write_json(path, flat)
 
 
 def print_stage_results(results: dict[str, StageResult], target: str, as_json: bool) -> None:

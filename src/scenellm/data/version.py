@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from scenellm.errors import DataError
+from scenellm.io import atomic_write_json
 
 
 def dvc_md5(path: Path) -> str:
@@ -46,10 +47,7 @@ def data_version(path: Path, cache_dir: Path | None = None) -> str:
     key = f"{path.resolve()}:{signature}"
     if key not in known:
         known[key] = dvc_md5(path)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_text(json.dumps(known, indent=1))
-        os.replace(tmp, cache)
+        atomic_write_json(cache, known, indent=1)
     return known[key]
 
 

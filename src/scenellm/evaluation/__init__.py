@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from importlib import import_module
 
-__all__ = ["FrequencyBaseline", "SceneGraphEvaluator"]
+__all__ = ["PRIMARY_METRIC", "FrequencyBaseline", "SceneGraphEvaluator"]
+
+# The number a run is judged by: PREDCLS recall@20 with constraint (registry, studies, audits).
+PRIMARY_METRIC = "predcls_with_R@20"
 
 _WHERE = {
     "FrequencyBaseline": "scenellm.evaluation.baseline",

@@ -18,6 +18,7 @@ import numpy as np
 
 from scenellm.data.vocab import KINDS
 
+UNLABELLED = -100  # the model's IGNORE_INDEX: a pair without an attention label
 _WIDTH = {
     kind: len(names) for kind, names in KINDS.items()
 }  # attention 3, spatial 6, contacting 17
@@ -41,17 +42,22 @@ class FrequencyBaseline:
         smoothing: float = 1.0,
     ) -> FrequencyBaseline:
         """Count the training pairs: ``object_classes`` (N,), ``attention`` (N,) kind-local
-        index, ``spatial`` (N, 6) and ``contacting`` (N, 17) multi-hot."""
+        index (``UNLABELLED`` = -100: the pair has no attention label and adds no attention
+        count), ``spatial`` (N, 6) and ``contacting`` (N, 17) multi-hot."""
         attention = np.asarray(attention, dtype=np.int64).reshape(-1)
-        if len(attention) and (attention.min() < 0 or attention.max() >= _WIDTH["attention"]):
-            raise ValueError(f"attention labels must lie in 0..{_WIDTH['attention'] - 1}")
+        labelled = attention != UNLABELLED
+        valid = (attention >= 0) & (attention < _WIDTH["attention"])
+        if not np.all(valid | ~labelled):
+            raise ValueError(f"attention labels must lie in 0..{_WIDTH['attention'] - 1} "
+                             f"(or {UNLABELLED} for none)")
         if smoothing < 0:
             raise ValueError(f"smoothing must be >= 0, got {smoothing}")
         self.classes, owner = np.unique(
             np.asarray(object_classes, dtype=np.int64), return_inverse=True
         )
         hot = {
-            "attention": np.eye(_WIDTH["attention"])[attention],  # (N, 3)
+            "attention": np.eye(_WIDTH["attention"])[np.where(labelled, attention, 0)]
+            * labelled[:, None],  # (N, 3)
             "spatial": np.asarray(spatial, dtype=np.float64).reshape(len(attention), -1),
             "contacting": np.asarray(contacting, dtype=np.float64).reshape(len(attention), -1),
         }

@@ -17,11 +17,8 @@ _EXPORTS = {
     "crop_batches": "scenellm.features.backbone_small_cnn",
     "ResNetBackbone": "scenellm.features.backbone_resnet",
     "FeatureStore": "scenellm.features.store",
-    "sha256_file": "scenellm.features.store",
     "ShardView": "scenellm.features.shard",
     "shard_entry": "scenellm.features.shard",
-    "select_device": "scenellm.features.device",
-    "autocast_context": "scenellm.features.device",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -7,7 +7,7 @@ Layout of a store directory::
                                      num_pairs, num_frames}}}
     shards/<video_id>.safetensors   one video's tensors (``scenellm.features.shard``)
 
-Shard and manifest writes are atomic (temp file + ``os.replace``) and byte-deterministic,
+Shard and manifest writes are atomic (:func:`scenellm.io.atomic_write_bytes`) and byte-deterministic,
 so equal tensors give equal sha256 across processes.
 """
 
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,32 +23,10 @@ from typing import Any
 import torch
 
 from scenellm.features.shard import ShardView, serialize_shard, validate_shard
+from scenellm.io import atomic_write_bytes, sha256_file
 
 FORMAT_VERSION = 1
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temp file beside ``path``, fsync, then rename over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class FeatureStore:
@@ -75,7 +51,7 @@ class FeatureStore:
         path = self.shard_path(video_id)
         data = serialize_shard(tensors, metadata)
         self.shard_dir.mkdir(parents=True, exist_ok=True)
-        _atomic_write(path, data)
+        atomic_write_bytes(path, data)
         return hashlib.sha256(data).hexdigest()
 
     def has_valid_shard(self, video_id: str, expected_sha: str | None = None) -> bool:
@@ -126,7 +102,7 @@ class FeatureStore:
         }
         self.root.mkdir(parents=True, exist_ok=True)
         text = json.dumps(manifest, sort_keys=True, indent=2) + "\n"
-        _atomic_write(self.manifest_path, text.encode())
+        atomic_write_bytes(self.manifest_path, text.encode())
         self._manifest_cache = None
         return self.manifest_path
 

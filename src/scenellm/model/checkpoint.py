@@ -35,11 +35,11 @@ def load_finetuned(directory: str | Path, device: str = "cpu") -> SceneLLM:
     """Rebuild the model from a ``save_finetuned`` directory (eval mode)."""
     from safetensors.torch import load_file
 
-    from scenellm.stages.vqvae import load_trained
+    from scenellm.model.vqvae import VQVAE
 
     directory = Path(directory)
     config = SceneLLMConfig(**json.loads((directory / "config.json").read_text()))
-    vqvae, mean, std = load_trained(directory / "vqvae")
+    vqvae, mean, std = VQVAE.from_pretrained(directory / "vqvae")
     model = SceneLLM(config, vqvae, mean, std)
     missing, unexpected = model.load_state_dict(load_file(directory / "weights.safetensors"),
                                                 strict=False)

@@ -21,7 +21,12 @@ def perplexity(indices: Tensor, codebook_size: int) -> Tensor:
 
     K for a uniform assignment over K codes, 1 when every vector takes the same code.
     """
-    counts = torch.bincount(indices.flatten(), minlength=codebook_size).float()  # (K,)
+    return perplexity_from_counts(torch.bincount(indices.flatten(), minlength=codebook_size))
+
+
+def perplexity_from_counts(counts: Tensor) -> Tensor:
+    """exp(H(p)) with p_k = counts_k / sum(counts); counts (K,)."""
+    counts = counts.float()
     p = counts / counts.sum().clamp(min=1)
     return torch.exp(-torch.special.xlogy(p, p).sum())  # xlogy: 0 log 0 = 0
 

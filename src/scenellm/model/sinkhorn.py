@@ -1,4 +1,6 @@
-"""Log-domain entropic optimal transport (Sinkhorn), batched and differentiable.
+"""Entropic optimal transport (Sinkhorn), batched and differentiable; the iteration runs in
+the scaling domain when the cost spread allows it and in the log domain otherwise
+(``domain="auto"``, below).
 
 For a cost C (n, m) and marginals a (n,), b (m,) with equal total mass, the entropic plan is
 

@@ -8,7 +8,9 @@ Razavi et al. 2019, https://arxiv.org/abs/1906.00446.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -99,6 +101,30 @@ class VQVAE(nn.Module):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> VQVAE:
         return cls(**config)
+
+    def save_pretrained(self, directory: Path, mean: Tensor, std: Tensor) -> None:
+        """``config.json``, ``model.safetensors`` and the feature normaliser
+        ``normalizer.safetensors`` (mean (F,), std (F,)) into ``directory``."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        save_file({k: v.contiguous() for k, v in self.state_dict().items()},
+                  directory / "model.safetensors")
+        (directory / "config.json").write_text(json.dumps(self.config(), indent=2,
+                                                          sort_keys=True))
+        save_file({"mean": mean.contiguous(), "std": std.contiguous()},
+                  directory / "normalizer.safetensors")
+
+    @classmethod
+    def from_pretrained(cls, directory: Path) -> tuple[VQVAE, Tensor, Tensor]:
+        """(VQVAE in eval mode, mean (F,), std (F,)) from a :meth:`save_pretrained` folder."""
+        from safetensors.torch import load_file
+
+        directory = Path(directory)
+        model = cls.from_config(json.loads((directory / "config.json").read_text()))
+        model.load_state_dict(load_file(directory / "model.safetensors"))
+        norm = load_file(directory / "normalizer.safetensors")
+        return model.eval(), norm["mean"], norm["std"]
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> VQVAEOutput:
         """x (..., in_dim) -> VQVAEOutput; in training mode the codebook takes an EMA step.

@@ -63,24 +63,15 @@ def retried_trial_number(trial: optuna.Trial) -> int | None:
 
 
 class TrialRun:
-    """The bookkeeping of one running trial: MLflow child run, reports, pruning."""
+    """The bookkeeping of one running trial: reports, pruning, its MLflow child run
+    (opened by :meth:`Objective.__call__` with ``Tracker.child_run``)."""
 
-    def __init__(self, session: StudySession, trial: optuna.Trial, params: Params) -> None:
-        self.session, self.trial = session, trial
+    def __init__(self, session: StudySession, trial: optuna.Trial, run_id: str,
+                 params: Params) -> None:
+        self.session, self.trial, self.run_id = session, trial, run_id
         self.metric = session.search.objective.metric
         self.last_epoch = params.finetune.phase_b_epochs + params.finetune.phase_c_epochs - 1
-        tags = {
-            **session.lineage,
-            "scenellm.trial": str(trial.number),
-            "scenellm.study_storage": session.storage_display,
-        }
-        retry_of = retried_trial_number(trial)
-        if retry_of is not None:
-            tags["scenellm.retry_of"] = str(retry_of)
-        self.run_id = session.tracker.start_child(
-            session.parent_run_id, f"trial-{trial.number}", tags
-        )
-        trial.set_user_attr(RUN_ID, self.run_id)
+        trial.set_user_attr(RUN_ID, run_id)
         trial.set_user_attr(WORKER, f"{socket.gethostname()}:{os.getpid()}")
 
     def log_params(self, params) -> None:
@@ -123,9 +114,20 @@ class TrialRun:
             if self.metric in record:
                 self.trial.report(float(record[self.metric]), epoch)
 
-    def finish(self, state: str, status: str = "FINISHED") -> None:
+    def state(self, state: str) -> None:
         self.session.tracker.set_tags(self.run_id, {STATE_TAG: state})
-        self.session.tracker.end(self.run_id, status)
+
+
+def trial_tags(session: StudySession, trial: optuna.Trial) -> dict[str, str]:
+    tags = {
+        **session.lineage,
+        "scenellm.trial": str(trial.number),
+        "scenellm.study_storage": session.storage_display,
+    }
+    retry_of = retried_trial_number(trial)
+    if retry_of is not None:
+        tags["scenellm.retry_of"] = str(retry_of)
+    return tags
 
 
 class Objective:
@@ -139,25 +141,25 @@ class Objective:
         s = self.session
         self.numbers.append(trial.number)
         params = s.search.trial_params(s.raw, s.search.suggest(trial))
-        run = TrialRun(s, trial, params)
-        try:
-            run.log_params(params)
-            results = run_until(
-                TARGET, params, s.project, on_result=run.on_result, log_metrics=run.log_metrics
-            )
-            history = read_history(results[TARGET])
-            if results[TARGET].reused:  # same params as an earlier trial: its epochs
-                run.replay(history)
-            value = best_epoch_value(history, run.metric, s.search.objective.direction)
-        except optuna.TrialPruned:
-            run.finish("PRUNED")
-            raise
-        except KeyboardInterrupt:
-            run.finish("FAIL", "KILLED")
-            raise
-        except BaseException:
-            run.finish("FAIL", "FAILED")
-            raise
-        s.tracker.log_metrics(run.run_id, {**results[TARGET].metrics, "objective": value})
-        run.finish("COMPLETE")
+        # a pruned trial's run ends FINISHED (its state tag says PRUNED); errors end it FAILED
+        with s.tracker.child_run(s.parent_run_id, f"trial-{trial.number}",
+                                 trial_tags(s, trial),
+                                 finished_on=(optuna.TrialPruned,)) as run_id:
+            run = TrialRun(s, trial, run_id, params)
+            try:
+                run.log_params(params)
+                results = run_until(TARGET, params, s.project, on_result=run.on_result,
+                                    log_metrics=run.log_metrics)
+                history = read_history(results[TARGET])
+                if results[TARGET].reused:  # same params as an earlier trial: its epochs
+                    run.replay(history)
+                value = best_epoch_value(history, run.metric, s.search.objective.direction)
+            except optuna.TrialPruned:
+                run.state("PRUNED")
+                raise
+            except BaseException:
+                run.state("FAIL")
+                raise
+            s.tracker.log_metrics(run_id, {**results[TARGET].metrics, "objective": value})
+            run.state("COMPLETE")
         return value

@@ -45,28 +45,24 @@ def optimize(
     objective = Objective(session)
     poll = poll_seconds or min(5.0, float(session.search.heartbeat.interval))
     session.tracker.set_tags(session.parent_run_id, {"scenellm.trials_requested": n_trials})
-    try:
-        while True:
-            fail_stale(study)
-            counts = trial_counts(study)
-            if counts["finished"] >= n_trials:
-                break
-            if counts["finished"] + counts["running"] >= n_trials:
-                time.sleep(poll)
-                continue
-            study.optimize(objective, n_trials=1, gc_after_trial=True)
-    except BaseException as exc:
-        finish_parent(
-            session,
-            trial_counts(study),
-            "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED",
-        )
-        raise
-    finish_parent(session, counts)
+    # the study's parent run outlives this worker; it ends with this worker's outcome
+    with session.tracker.ending(session.parent_run_id):
+        try:
+            while True:
+                fail_stale(study)
+                counts = trial_counts(study)
+                if counts["finished"] >= n_trials:
+                    break
+                if counts["finished"] + counts["running"] >= n_trials:
+                    time.sleep(poll)
+                    continue
+                study.optimize(objective, n_trials=1, gc_after_trial=True)
+        finally:
+            record_totals(session, trial_counts(study))
     return {"ran": objective.numbers, "counts": counts}
 
 
-def finish_parent(session: StudySession, counts: dict[str, int], status: str = "FINISHED") -> None:
+def record_totals(session: StudySession, counts: dict[str, int]) -> None:
     """Latest study totals and best value on the parent run (the last worker's write wins)."""
     tracker, parent = session.tracker, session.parent_run_id
     tracker.set_tags(parent, {f"scenellm.trials_{k}": v for k, v in counts.items() if v})
@@ -81,7 +77,6 @@ def finish_parent(session: StudySession, counts: dict[str, int], status: str = "
                 "trials_pruned": counts["pruned"],
             },
         )
-    tracker.end(parent, status)
 
 
 def run_worker(request: TuneRequest, n_trials: int) -> dict[str, Any]:

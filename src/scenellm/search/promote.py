@@ -20,7 +20,7 @@ from scenellm.search.study import BASE, DATA, PARENT, SEARCH
 
 def promote_best(project: Project, study: optuna.Study, tracker) -> dict[str, Any]:
     """Evaluate the best trial on the test split and register it (champion rule)."""
-    from scenellm.stages.evaluate import PRIMARY
+    from scenellm.evaluation import PRIMARY_METRIC as PRIMARY
     from scenellm.stages.pipeline import resolve_data, run_until
     from scenellm.tracking.lineage import stage_tags
     from scenellm.tracking.registry import log_model, register_and_promote

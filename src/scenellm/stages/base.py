@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scenellm import io
 from scenellm.config.load import params_hash, section_digest
 from scenellm.config.schema import Params
 from scenellm.project import Project
@@ -81,23 +82,9 @@ class StageContext:
 StageBody = Callable[[StageContext], dict[str, Any]]
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def tree_hash(root: Path, exclude: tuple[str, ...] = (SUCCESS,)) -> str:
-    """sha256 over (relative path, file sha256) of every file under ``root``, sorted."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        if rel in exclude:
-            continue
-        digest.update(f"{rel}\0{sha256_file(path)}\n".encode())
-    return digest.hexdigest()
+    """:func:`scenellm.io.tree_hash` of a stage output, its success record left out."""
+    return io.tree_hash(root, exclude)
 
 
 def code_hash(paths: tuple[str, ...]) -> str:
@@ -166,10 +153,8 @@ def run_stage(spec: StageSpec, body: StageBody, params: Params, project: Project
                   "params": section_digest(params, spec.sections), "metrics": metrics,
                   "seconds": time.perf_counter() - start,
                   "computed_by": {"host": socket.gethostname(), "pid": os.getpid()}}
-        (work / SUCCESS).write_text(json.dumps(record, indent=2, sort_keys=True))
-        if final.exists():  # an incomplete leftover from a crash between mkdir and rename
-            shutil.rmtree(final)
-        os.rename(work, final)
+        io.atomic_write_json(work / SUCCESS, record)
+        io.publish_dir(work, final)  # an incomplete leftover at final is replaced
     return StageResult(spec.name, fp, final, False, time.perf_counter() - start, output_hash,
                        metrics)
 

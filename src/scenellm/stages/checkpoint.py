@@ -1,15 +1,18 @@
 """Per-epoch training checkpoints so a killed stage resumes where it stopped.
 
 Model weights go to safetensors; optimizer state and the small training state are loaded
-back with ``torch.load(weights_only=True)``, which refuses arbitrary objects.
+back with ``torch.load(weights_only=True)``, which refuses arbitrary objects. A checkpoint
+folder is replaced atomically (:func:`scenellm.io.staged_dir`): a kill leaves the previous
+epoch's checkpoint or the new one, never a mix.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
+
+from scenellm.io import recover_dir, staged_dir
 
 
 class EpochCheckpoint:
@@ -20,19 +23,16 @@ class EpochCheckpoint:
         import torch
         from safetensors.torch import save_file
 
-        tmp = self.folder.with_name(self.folder.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                  tmp / "model.safetensors")
-        torch.save({"optimizer": optimizer.state_dict(), "state": state}, tmp / "train.pt")
-        shutil.rmtree(self.folder, ignore_errors=True)
-        os.rename(tmp, self.folder)
+        with staged_dir(self.folder) as tmp:
+            save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+                      tmp / "model.safetensors")
+            torch.save({"optimizer": optimizer.state_dict(), "state": state}, tmp / "train.pt")
 
     def restore(self, model, optimizer) -> dict[str, Any] | None:
         import torch
         from safetensors.torch import load_file
 
+        recover_dir(self.folder)
         if not (self.folder / "train.pt").exists():
             return None
         model.load_state_dict(load_file(self.folder / "model.safetensors"))

@@ -10,28 +10,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from scenellm.evaluation import PRIMARY_METRIC
 from scenellm.stages.base import StageContext, StageSpec
 
 SPEC = StageSpec(
     name="evaluate",
     sections=("evaluate",),
     upstream=("prepare", "features", "finetune"),
-    code=("evaluation", "stages/evaluate.py", "stages/scene_data.py", "stages/report_plots.py"),
+    code=("evaluation", "stages/evaluate.py", "model", "features/store.py",
+          "features/shard.py", "data/tables.py", "data/vocab.py", "device.py"),
 )
-CONSTRAINTS = ("with", "semi", "no")
-KS = (10, 20, 50, 100)
-PRIMARY = "predcls_with_R@20"
+PRIMARY = PRIMARY_METRIC
 
 
 def evaluators(mode: str, p) -> dict:
-    from scenellm.data import vocab
-    from scenellm.evaluation import SceneGraphEvaluator
+    from scenellm.evaluation.sttran_adapters import CONSTRAINTS, ag_evaluator
 
-    return {c: SceneGraphEvaluator(mode, list(vocab.STTRAN_OBJECT_CLASSES),
-                                   list(vocab.PREDICATES), list(vocab.ATTENTION),
-                                   list(vocab.SPATIAL), list(vocab.CONTACTING),
-                                   iou_threshold=p.iou_threshold, constraint=c,
-                                   semithreshold=p.semi_threshold) for c in CONSTRAINTS}
+    return {c: ag_evaluator(mode, c, p.iou_threshold, p.semi_threshold) for c in CONSTRAINTS}
 
 
 def fit_baseline(data, videos: list[str]):
@@ -68,10 +63,11 @@ def run(ctx: StageContext) -> dict:
     import torch
     from rich.progress import Progress
 
-    from scenellm.features.device import select_device
+    from scenellm.device import select_device
+    from scenellm.evaluation.report import plot_per_predicate, plot_recalls, render_table
+    from scenellm.evaluation.sttran_adapters import CONSTRAINTS, sttran_gt, sttran_predictions
     from scenellm.model.checkpoint import load_finetuned
-    from scenellm.stages.report_plots import plot_per_predicate, plot_recalls, render_table
-    from scenellm.stages.scene_data import SceneGraphData, sttran_predictions
+    from scenellm.model.scene_graph_data import SceneGraphData
 
     p = ctx.params.evaluate
     device = select_device("auto")
@@ -89,9 +85,9 @@ def run(ctx: StageContext) -> dict:
                 out = model(batch, mode=mode)
                 base = baseline_outputs(baseline, out, batch)
                 for b, vid in enumerate(batch.video_ids):
-                    gt = data.sttran_gt(vid)
-                    pred = sttran_predictions(batch, out, b, mode != "predcls")
-                    bpred = sttran_predictions(batch, base, b, mode != "predcls")
+                    gt = sttran_gt(data.store.read_shard(vid), data.object_labels(vid))
+                    pred = sttran_predictions(batch, out, b)
+                    bpred = sttran_predictions(batch, base, b)
                     for c in CONSTRAINTS:
                         model_eval[c].evaluate_scene_graph(gt, pred)
                         base_eval[c].evaluate_scene_graph(gt, bpred)
@@ -109,6 +105,8 @@ def run(ctx: StageContext) -> dict:
 
 
 def flat_metrics(results: dict) -> dict[str, float]:
+    from scenellm.evaluation.mean_recall import KS
+
     flat = {}
     for who, modes in results.items():
         prefix = "" if who == "model" else "baseline_"

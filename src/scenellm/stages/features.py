@@ -20,7 +20,8 @@ SPEC = StageSpec(
     name="features",
     sections=("detector",),
     upstream=("prepare",),
-    code=("features", "stages/features.py", "stages/frames.py"),
+    code=("features", "stages/features.py", "data/tables.py", "data/vocab.py", "device.py",
+          "io.py"),
 )
 JOURNAL = "journal.jsonl"
 DETECTOR = "detector.safetensors"
@@ -61,7 +62,7 @@ def build_detector(ctx: StageContext, frames, objects, device):
     from safetensors.torch import load_file, save_file
 
     from scenellm.features.backbone import build_backbone
-    from scenellm.stages.frames import crop_batch_source
+    from scenellm.features.frames import crop_batch_source
 
     p = ctx.params.detector
     config = detector_config(ctx)
@@ -93,9 +94,9 @@ def run(ctx: StageContext) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from scenellm.data.tables import read_tables
-    from scenellm.features.device import select_device
+    from scenellm.device import select_device
+    from scenellm.features.frames import video_shard
     from scenellm.features.store import FeatureStore
-    from scenellm.stages.frames import video_shard
 
     start = time.perf_counter()
     p = ctx.params.detector

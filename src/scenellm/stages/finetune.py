@@ -2,15 +2,19 @@
 
 (b) VQ-VAE and LLM frozen: train token projection, SIA (box MLP + GCN), OT scene words and
 the predictor. (c) add the LLM adapters (LoRA, or all LLM weights for ``llm.mode=full``).
-AdamW, seeded, gradient clipping, per-epoch validation PREDCLS R@20 (with constraint) on
-held-out train videos, a checkpoint every epoch (resumed after a kill), and the best epoch
-saved as a self-contained model directory.
+
+A recipe: :func:`build` (data, model, optimiser, resumed state), :func:`train_epoch`,
+:func:`validate` (PREDCLS R@20 with constraint on held-out train videos), :func:`save`
+(the best epoch as a self-contained model directory). AdamW, seeded, gradient clipping,
+a checkpoint every epoch (resumed after a kill).
 """
 
 from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
+from typing import Any
 
 from scenellm.stages.base import StageContext, StageSpec
 
@@ -18,10 +22,27 @@ SPEC = StageSpec(
     name="finetune",
     sections=("model", "ot", "llm", "lora", "finetune"),
     upstream=("prepare", "features", "vqvae"),
-    code=("model", "stages/finetune.py", "stages/scene_data.py", "stages/checkpoint.py",
-          "evaluation"),
+    code=("model", "stages/finetune.py", "stages/checkpoint.py", "evaluation",
+          "features/stream.py", "features/store.py", "features/shard.py", "data/tables.py",
+          "data/vocab.py", "device.py", "io.py"),
 )
 VAL_METRIC = "val_predcls_R@20"
+
+
+@dataclass
+class Recipe:
+    """Everything one fine-tuning run holds."""
+
+    data: Any
+    train: list[str]
+    val: list[str]
+    device: Any
+    model: Any
+    adapters: list
+    groups: list[dict]
+    optimizer: Any
+    checkpoint: Any
+    state: dict[str, Any]
 
 
 def model_config(ctx: StageContext, feature_dim: int):
@@ -38,41 +59,16 @@ def model_config(ctx: StageContext, feature_dim: int):
         lora_dropout=p.lora.dropout, lora_target_modules=p.lora.target_modules)
 
 
-def recall_at_20(model, data, videos, device, batch_videos: int, mode: str = "predcls"):
-    """Mean R@20 with constraint over ``videos`` (STTran semantics)."""
+def build(ctx: StageContext) -> Recipe:
     import torch
 
-    from scenellm.data import vocab
-    from scenellm.evaluation import SceneGraphEvaluator
-    from scenellm.stages.scene_data import sttran_predictions
-
-    evaluator = SceneGraphEvaluator(mode, list(vocab.STTRAN_OBJECT_CLASSES),
-                                    list(vocab.PREDICATES), list(vocab.ATTENTION),
-                                    list(vocab.SPATIAL), list(vocab.CONTACTING),
-                                    constraint="with")
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(videos), batch_videos):
-            batch = data.batch(videos[start:start + batch_videos]).to(device)
-            out = model(batch, mode=mode)
-            for b, vid in enumerate(batch.video_ids):
-                evaluator.evaluate_scene_graph(data.sttran_gt(vid),
-                                               sttran_predictions(batch, out, b, mode != "predcls"))
-    return float(evaluator.summary()["R@20"])
-
-
-def run(ctx: StageContext) -> dict:
-    import torch
-    from rich.progress import Progress
-
-    from scenellm.features.device import autocast_context, select_device
-    from scenellm.model.checkpoint import save_finetuned
-    from scenellm.model.losses import sgg_loss
+    from scenellm.device import select_device
+    from scenellm.features.stream import holdout_split
+    from scenellm.io import recover_dir
+    from scenellm.model.scene_graph_data import SceneGraphData
     from scenellm.model.scenellm import SceneLLM
+    from scenellm.model.vqvae import VQVAE
     from scenellm.stages.checkpoint import EpochCheckpoint
-    from scenellm.stages.feature_stream import holdout_split
-    from scenellm.stages.scene_data import SceneGraphData
-    from scenellm.stages.vqvae import load_trained
 
     p = ctx.params.finetune
     device = select_device(p.device)
@@ -80,7 +76,7 @@ def run(ctx: StageContext) -> dict:
     torch.manual_seed(p.seed)
     data = SceneGraphData(ctx.input_path("features"), ctx.input_path("prepare"))
     train, val = holdout_split(data.videos("train"), p.val_fraction, salt="finetune")
-    vqvae, mean, std = load_trained(ctx.input_path("vqvae"))
+    vqvae, mean, std = VQVAE.from_pretrained(ctx.input_path("vqvae"))
     model = SceneLLM(model_config(ctx, data.store.load_manifest()["feature_dim"]), vqvae,
                      mean, std).to(device)
     adapters = model.adapter_parameters()
@@ -93,56 +89,104 @@ def run(ctx: StageContext) -> dict:
     if adapters:
         groups.append({"params": adapters, "lr": p.lora_lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=p.weight_decay)
-    total = p.phase_b_epochs + p.phase_c_epochs
-    ckpt = EpochCheckpoint(ctx.workdir / "checkpoint")
-    state = ckpt.restore(model, optimizer) or {"epoch": 0, "best": -1.0, "history": []}
+    checkpoint = EpochCheckpoint(ctx.workdir / "checkpoint")
+    recover_dir(ctx.workdir / "model")  # a best-model write cut by a kill
+    state = checkpoint.restore(model, optimizer) or {"epoch": 0, "best": -1.0, "history": []}
     if "torch_rng" in state:  # dropout draws continue exactly where the killed run stopped
         torch.set_rng_state(state["torch_rng"])
-    with Progress(transient=True) as bar:
-        task = bar.add_task("finetune epochs", total=total, completed=state["epoch"])
-        while state["epoch"] < total:
-            epoch = state["epoch"]
-            phase = "b" if epoch < p.phase_b_epochs else "c"
-            for q in adapters:
-                q.requires_grad_(phase == "c")
-            order = list(train)
-            random.Random(p.seed * 7919 + epoch).shuffle(order)
-            model.train()
-            losses: dict[str, float] = {}
-            steps = 0
-            for start in range(0, len(order), p.batch_videos):
-                batch = data.batch(order[start:start + p.batch_videos]).to(device)
-                with autocast_context(device, p.mixed_precision):
-                    out = model(batch, mode="predcls")
-                    loss, parts = sgg_loss(out, batch.targets())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_([q for g in groups for q in g["params"]],
-                                               p.grad_clip)
-                optimizer.step()
-                steps += 1
-                for k, v in parts.items():
-                    losses[k] = losses.get(k, 0.0) + v
-            val_r20 = recall_at_20(model, data, val, device, p.batch_videos)
-            record = {f"train_loss_{k}": v / steps for k, v in losses.items()}
-            record[VAL_METRIC] = val_r20
-            record["phase_c"] = float(phase == "c")
-            state["history"].append(record)
-            if val_r20 > state["best"]:
-                state["best"] = val_r20
-                save_finetuned(model, ctx.workdir / "model.tmp", ctx.input_path("vqvae"))
-                import shutil
+    return Recipe(data, train, val, device, model, adapters, groups, optimizer, checkpoint,
+                  state)
 
-                shutil.rmtree(ctx.workdir / "model", ignore_errors=True)
-                (ctx.workdir / "model.tmp").rename(ctx.workdir / "model")
-            state["epoch"] += 1
-            state["torch_rng"] = torch.get_rng_state()
-            ckpt.save(model, optimizer, state)
-            ctx.log_metrics(record, epoch)  # may raise to prune (studies)
-            bar.update(task, completed=state["epoch"])
-    ckpt.clear()
-    (ctx.workdir / "history.json").write_text(json.dumps(state["history"], indent=1))
-    counts = model.llm.trainable_parameters()
-    return {"best_" + VAL_METRIC: state["best"], "epochs": state["epoch"],
-            "train_videos": len(train), "val_videos": len(val),
+
+def train_epoch(r: Recipe, p) -> dict[str, float]:
+    """One pass over the train videos in a seeded order; mean loss parts of the epoch."""
+    import torch
+
+    from scenellm.device import autocast_context
+    from scenellm.model.losses import sgg_loss
+
+    epoch = r.state["epoch"]
+    for q in r.adapters:  # phase (c) trains the adapters too
+        q.requires_grad_(epoch >= p.phase_b_epochs)
+    order = list(r.train)
+    random.Random(p.seed * 7919 + epoch).shuffle(order)
+    r.model.train()
+    losses: dict[str, float] = {}
+    steps = 0
+    for start in range(0, len(order), p.batch_videos):
+        batch = r.data.batch(order[start:start + p.batch_videos]).to(r.device)
+        with autocast_context(r.device, p.mixed_precision):
+            out = r.model(batch, mode="predcls")
+            loss, parts = sgg_loss(out, batch.targets())
+        r.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([q for g in r.groups for q in g["params"]], p.grad_clip)
+        r.optimizer.step()
+        steps += 1
+        for k, v in parts.items():
+            losses[k] = losses.get(k, 0.0) + v
+    return {f"train_loss_{k}": v / steps for k, v in losses.items()}
+
+
+def validate(model, data, videos, device, batch_videos: int, mode: str = "predcls") -> float:
+    """Mean R@20 with constraint over ``videos`` (STTran semantics)."""
+    import torch
+
+    from scenellm.evaluation.sttran_adapters import ag_evaluator, sttran_gt, sttran_predictions
+
+    evaluator = ag_evaluator(mode, constraint="with")
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(videos), batch_videos):
+            batch = data.batch(videos[start:start + batch_videos]).to(device)
+            out = model(batch, mode=mode)
+            for b, vid in enumerate(batch.video_ids):
+                gt = sttran_gt(data.store.read_shard(vid), data.object_labels(vid))
+                evaluator.evaluate_scene_graph(gt, sttran_predictions(batch, out, b))
+    return float(evaluator.summary()["R@20"])
+
+
+def end_epoch(ctx: StageContext, r: Recipe, record: dict[str, float]) -> None:
+    """Keep the best epoch's model, checkpoint, then log (the logger may prune)."""
+    import torch
+
+    from scenellm.io import staged_dir
+    from scenellm.model.checkpoint import save_finetuned
+
+    epoch = r.state["epoch"]
+    r.state["history"].append(record)
+    if record[VAL_METRIC] > r.state["best"]:
+        r.state["best"] = record[VAL_METRIC]
+        with staged_dir(ctx.workdir / "model") as tmp:
+            save_finetuned(r.model, tmp, ctx.input_path("vqvae"))
+    r.state["epoch"] += 1
+    r.state["torch_rng"] = torch.get_rng_state()
+    r.checkpoint.save(r.model, r.optimizer, r.state)
+    ctx.log_metrics(record, epoch)  # may raise to prune (studies)
+
+
+def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
+    """History and summary; the best model is already in ``model/``."""
+    (ctx.workdir / "history.json").write_text(json.dumps(r.state["history"], indent=1))
+    r.checkpoint.clear()
+    counts = r.model.llm.trainable_parameters()
+    return {"best_" + VAL_METRIC: r.state["best"], "epochs": r.state["epoch"],
+            "train_videos": len(r.train), "val_videos": len(r.val),
             "llm_trainable_params": counts.trainable, "llm_total_params": counts.total}
+
+
+def run(ctx: StageContext) -> dict:
+    from rich.progress import Progress
+
+    p = ctx.params.finetune
+    r = build(ctx)
+    total = p.phase_b_epochs + p.phase_c_epochs
+    with Progress(transient=True) as bar:
+        task = bar.add_task("finetune epochs", total=total, completed=r.state["epoch"])
+        while r.state["epoch"] < total:
+            record = train_epoch(r, p)
+            record[VAL_METRIC] = validate(r.model, r.data, r.val, r.device, p.batch_videos)
+            record["phase_c"] = float(r.state["epoch"] >= p.phase_b_epochs)
+            end_epoch(ctx, r, record)
+            bar.update(task, completed=r.state["epoch"])
+    return save(ctx, r)

@@ -1,9 +1,13 @@
-"""Run a stage and everything upstream of it, reusing complete outputs."""
+"""Run a stage and everything upstream of it, reusing complete outputs; and the same under
+MLflow (:class:`PipelineRun`: one parent run, a child run per stage, lineage tags)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scenellm.config.schema import Params
 from scenellm.data.version import data_version
@@ -40,3 +44,61 @@ def run_until(target: str, params: Params, project: Project,
         if on_result:
             on_result(results[name])
     return results
+
+
+@dataclass
+class PipelineRun:
+    """The stages of one pipeline run under one MLflow parent run (both entry points use
+    it: the Prefect ``train`` flow, one task per stage, and plain calls)."""
+
+    project: Project
+    params: Params
+    data_root: Path
+    data_version: str
+    tracker: Any
+    parent_id: str
+    flow_run_id: str | None = None
+    results: dict[str, StageResult] = field(default_factory=dict)
+
+    @classmethod
+    @contextmanager
+    def open(cls, project: Project, params: Params, run_name: str,
+             flow_run_id: str | None = None) -> Iterator[PipelineRun]:
+        """``with PipelineRun.open(...) as run:`` the parent run ends FINISHED, or FAILED
+        when the block raises."""
+        from scenellm.config.load import flatten
+        from scenellm.tracking.lineage import lineage_tags
+        from scenellm.tracking.runs import Tracker
+
+        data_root, version = resolve_data(params, project)
+        tracker = Tracker(project.mlflow_tracking_uri, params.orchestration.experiment)
+        tags = lineage_tags(project.root, version, {}, flow_run_id=flow_run_id)
+        with tracker.parent_run(run_name, tags, flatten(params)) as parent:
+            tracker.log_dataset(parent, "action-genome", data_root, version)
+            tracker.log_dict(parent, params.model_dump(mode="json"), "params.json")
+            yield cls(project, params, data_root, version, tracker, parent, flow_run_id)
+
+    def stage(self, name: str) -> StageResult:
+        """Run (or reuse) one stage inside its own child run."""
+        from scenellm.tracking.lineage import stage_tags
+
+        with self.tracker.child_run(self.parent_id, name) as child:
+            result = run_one(name, self.params, self.project, self.data_root,
+                             self.data_version, self.results,
+                             log_metrics=lambda stage, m, step: self.tracker.log_metrics(
+                                 child, m, step))
+            self.results[name] = result
+            self.tracker.log_stage(child, result)
+        self.tracker.set_tags(self.parent_id, stage_tags(result))
+        return result
+
+    def register(self, force: bool = False) -> dict:
+        """Log and register the fine-tuned model with the champion / challenger rule."""
+        from scenellm.evaluation import PRIMARY_METRIC
+        from scenellm.tracking.registry import register_finetuned
+
+        finetune = self.results["finetune"]
+        return register_finetuned(self.tracker.client, self.parent_id, finetune.path / "model",
+                                  finetune.fingerprint,
+                                  self.results["evaluate"].metrics[PRIMARY_METRIC],
+                                  self.data_version, force=force)

@@ -1,16 +1,18 @@
 """``vqvae``: pretrain the VQ-VAE alone on the train split's object features (phase (a)).
 
-Streams features from the feature store, trains with AdamW, early-stops on held-out
+A recipe: :func:`build` (normaliser, model, optimiser, resumed state), :func:`train_epoch`,
+:func:`validate` (held-out reconstruction), :func:`save`. Early-stops on held-out
 reconstruction, checkpoints every epoch (resumed after a kill) and saves the best model
-(``model.safetensors`` + ``config.json``), the feature normaliser, the code-usage
-histogram and its plot.
+(``model.safetensors`` + ``config.json``), the feature normaliser, the code-usage histogram
+and its plot.
 """
 
 from __future__ import annotations
 
 import json
-import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from scenellm.stages.base import StageContext, StageSpec
 
@@ -18,27 +20,33 @@ SPEC = StageSpec(
     name="vqvae",
     sections=("vqvae",),
     upstream=("features",),
-    code=("model/vqvae.py", "model/codebook.py", "stages/vqvae.py",
-          "stages/feature_stream.py", "stages/checkpoint.py"),
+    code=("model/vqvae.py", "model/codebook.py", "stages/vqvae.py", "features/stream.py",
+          "features/store.py", "features/shard.py", "stages/checkpoint.py", "io.py"),
 )
+BEST = "best.safetensors"
 
 
-def load_trained(path: Path):
-    """(VQVAE in eval mode, mean (F,), std (F,)) from a vqvae stage output."""
-    from safetensors.torch import load_file
+@dataclass
+class Recipe:
+    """Everything one training run holds."""
 
-    from scenellm.model.vqvae import VQVAE
-
-    model = VQVAE.from_config(json.loads((path / "config.json").read_text()))
-    model.load_state_dict(load_file(path / "model.safetensors"))
-    norm = load_file(path / "normalizer.safetensors")
-    return model.eval(), norm["mean"], norm["std"]
+    store: Any
+    train: list[str]
+    held: list[str]
+    mean: Any
+    std: Any
+    model: Any
+    optimizer: Any
+    generator: Any
+    checkpoint: Any
+    state: dict[str, Any]
 
 
 def feature_moments(store, videos: list[str]):
+    """Per-dimension mean (F,) and std (F,) of the object features of ``videos``."""
     import torch
 
-    from scenellm.stages.feature_stream import feature_batches
+    from scenellm.features.stream import feature_batches
 
     total, sq, n = None, None, 0
     for batch in feature_batches(store, videos, 4096, 0, 0, shuffle=False):
@@ -51,10 +59,63 @@ def feature_moments(store, videos: list[str]):
     return mean.float(), torch.clamp(std.float(), min=1e-3)
 
 
-def evaluate(model, store, videos, mean, std, batch_size):
+def build(ctx: StageContext) -> Recipe:
     import torch
 
-    from scenellm.stages.feature_stream import feature_batches
+    from scenellm.features.store import FeatureStore
+    from scenellm.features.stream import holdout_split, split_videos
+    from scenellm.model.vqvae import VQVAE
+    from scenellm.stages.checkpoint import EpochCheckpoint
+
+    p = ctx.params.vqvae
+    store = FeatureStore(ctx.input_path("features"))
+    train, held = holdout_split(split_videos(store, "train"), p.holdout, salt="vqvae")
+    mean, std = feature_moments(store, train)
+    torch.manual_seed(p.seed)
+    model = VQVAE(in_dim=store.load_manifest()["feature_dim"], code_dim=p.code_dim,
+                  codebook_size=p.codebook_size, hidden_dim=p.hidden_dim, beta=p.beta,
+                  decay=p.decay, dead_threshold=p.dead_threshold, kmeans_init=p.kmeans_init)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr)
+    checkpoint = EpochCheckpoint(ctx.workdir / "checkpoint")
+    state = checkpoint.restore(model, optimizer) or {"epoch": 0, "best": float("inf"),
+                                                     "bad": 0, "history": []}
+    generator = torch.Generator().manual_seed(p.seed)
+    if "generator" in state:
+        generator.set_state(state["generator"])
+    return Recipe(store, train, held, mean, std, model, optimizer, generator, checkpoint, state)
+
+
+def train_epoch(r: Recipe, p) -> dict[str, float]:
+    """One pass over the train videos' features; the epoch's training record."""
+    import torch
+
+    from scenellm.features.stream import feature_batches
+    from scenellm.model.codebook import codes_in_use, perplexity_from_counts
+
+    r.model.train()
+    sums = {"recon": 0.0, "commit": 0.0, "dead": 0, "n": 0}
+    counts = torch.zeros(p.codebook_size)
+    for batch in feature_batches(r.store, r.train, p.batch_size, p.seed, r.state["epoch"]):
+        out = r.model((batch - r.mean) / r.std, generator=r.generator)
+        r.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        r.optimizer.step()
+        sums["recon"] += float(out.recon_loss.detach()) * len(batch)
+        sums["commit"] += float(out.commit_loss.detach()) * len(batch)
+        sums["dead"] += out.dead_restarted
+        sums["n"] += len(batch)
+        counts += torch.bincount(out.indices.detach(), minlength=p.codebook_size).float()
+    return {"recon_mse": sums["recon"] / sums["n"], "commit_loss": sums["commit"] / sums["n"],
+            "perplexity": float(perplexity_from_counts(counts)),
+            "codes_in_use": codes_in_use(counts) / p.codebook_size,
+            "dead_restarted": sums["dead"]}
+
+
+def validate(model, store, videos, mean, std, batch_size):
+    """(mean reconstruction MSE, code counts (K,)) of ``videos``' features, no updates."""
+    import torch
+
+    from scenellm.features.stream import feature_batches
 
     model.eval()
     counts = torch.zeros(model.codebook.embed.shape[0])
@@ -68,88 +129,73 @@ def evaluate(model, store, videos, mean, std, batch_size):
     return err / max(n, 1), counts
 
 
-def run(ctx: StageContext) -> dict:
+def end_epoch(ctx: StageContext, r: Recipe, record: dict[str, float]) -> None:
+    """Log the epoch, keep the best weights, checkpoint (a kill resumes after this epoch)."""
+    from safetensors.torch import save as to_bytes
+
+    from scenellm.io import atomic_write_bytes
+
+    ctx.log_metrics(record, r.state["epoch"])
+    r.state["history"].append(record)
+    if record["holdout_recon_mse"] < r.state["best"] - 1e-6:
+        r.state["best"], r.state["bad"] = record["holdout_recon_mse"], 0
+        atomic_write_bytes(ctx.workdir / BEST, to_bytes(
+            {k: v.contiguous() for k, v in r.model.state_dict().items()}))
+    else:
+        r.state["bad"] += 1
+    r.state["epoch"] += 1
+    r.state["generator"] = r.generator.get_state()
+    r.checkpoint.save(r.model, r.optimizer, r.state)
+
+
+def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
+    """The best epoch's model, normaliser, code usage and history; returns the summary.
+
+    Ordered so that a kill anywhere leaves a resumable folder: ``best.safetensors`` stays
+    until every output is written, and the checkpoint (which says training is over) goes
+    last; a re-run that finds the checkpoint but no ``best.safetensors`` starts from the
+    complete ``model.safetensors`` written before it was removed.
+    """
     import torch
-    from rich.progress import Progress
-    from safetensors.torch import save_file
-
-    from scenellm.features.store import FeatureStore
-    from scenellm.model.codebook import codes_in_use, perplexity
-    from scenellm.model.vqvae import VQVAE
-    from scenellm.stages.checkpoint import EpochCheckpoint
-    from scenellm.stages.feature_stream import feature_batches, holdout_split, split_videos
-
-    p = ctx.params.vqvae
-    store = FeatureStore(ctx.input_path("features"))
-    train, held = holdout_split(split_videos(store, "train"), p.holdout, salt="vqvae")
-    mean, std = feature_moments(store, train)
-    torch.manual_seed(p.seed)
-    model = VQVAE(in_dim=store.load_manifest()["feature_dim"], code_dim=p.code_dim,
-                  codebook_size=p.codebook_size, hidden_dim=p.hidden_dim, beta=p.beta,
-                  decay=p.decay, dead_threshold=p.dead_threshold, kmeans_init=p.kmeans_init)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr)
-    ckpt = EpochCheckpoint(ctx.workdir / "checkpoint")
-    state = ckpt.restore(model, optimizer) or {"epoch": 0, "best": float("inf"), "bad": 0,
-                                               "history": []}
-    gen = torch.Generator().manual_seed(p.seed)
-    if "generator" in state:
-        gen.set_state(state["generator"])
-    with Progress(transient=True) as bar:
-        task = bar.add_task("vqvae epochs", total=p.epochs, completed=state["epoch"])
-        while state["epoch"] < p.epochs and state["bad"] < p.patience:
-            model.train()
-            sums = {"recon": 0.0, "commit": 0.0, "dead": 0, "n": 0}
-            counts = torch.zeros(p.codebook_size)
-            for batch in feature_batches(store, train, p.batch_size, p.seed, state["epoch"]):
-                out = model((batch - mean) / std, generator=gen)
-                optimizer.zero_grad(set_to_none=True)
-                out.loss.backward()
-                optimizer.step()
-                sums["recon"] += float(out.recon_loss.detach()) * len(batch)
-                sums["commit"] += float(out.commit_loss.detach()) * len(batch)
-                sums["dead"] += out.dead_restarted
-                sums["n"] += len(batch)
-                counts += torch.bincount(out.indices.detach(), minlength=p.codebook_size).float()
-            held_mse, _ = evaluate(model, store, held, mean, std, p.batch_size)
-            record = {"recon_mse": sums["recon"] / sums["n"],
-                      "commit_loss": sums["commit"] / sums["n"],
-                      "perplexity": float(torch.exp(-(counts / counts.sum() * torch.log(
-                          counts / counts.sum() + 1e-12)).sum())),
-                      "codes_in_use": codes_in_use(counts) / p.codebook_size,
-                      "dead_restarted": sums["dead"], "holdout_recon_mse": held_mse}
-            ctx.log_metrics(record, state["epoch"])
-            state["history"].append(record)
-            if held_mse < state["best"] - 1e-6:
-                state["best"], state["bad"] = held_mse, 0
-                save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                          ctx.workdir / "best.safetensors")
-            else:
-                state["bad"] += 1
-            state["epoch"] += 1
-            state["generator"] = gen.get_state()
-            ckpt.save(model, optimizer, state)
-            bar.update(task, completed=state["epoch"])
-
     from safetensors.torch import load_file
 
-    model.load_state_dict(load_file(ctx.workdir / "best.safetensors"))
-    os.replace(ctx.workdir / "best.safetensors", ctx.workdir / "model.safetensors")
-    (ctx.workdir / "config.json").write_text(json.dumps(model.config(), indent=2, sort_keys=True))
-    save_file({"mean": mean.contiguous(), "std": std.contiguous()},
-              ctx.workdir / "normalizer.safetensors")
-    train_mse, usage = evaluate(model, store, train, mean, std, p.batch_size)
-    held_mse, _ = evaluate(model, store, held, mean, std, p.batch_size)
+    from scenellm.model.codebook import codes_in_use, perplexity
+
+    p = ctx.params.vqvae
+    best = ctx.workdir / BEST
+    r.model.load_state_dict(load_file(best if best.exists()
+                                      else ctx.workdir / "model.safetensors"))
+    r.model.save_pretrained(ctx.workdir, r.mean, r.std)
+    train_mse, usage = validate(r.model, r.store, r.train, r.mean, r.std, p.batch_size)
+    held_mse, _ = validate(r.model, r.store, r.held, r.mean, r.std, p.batch_size)
     idx = torch.repeat_interleave(torch.arange(p.codebook_size), usage.long())
     summary = {"train_recon_mse": train_mse, "holdout_recon_mse": held_mse,
                "perplexity": float(perplexity(idx, p.codebook_size)),
                "codes_in_use": codes_in_use(usage), "codebook_size": p.codebook_size,
                "codes_in_use_share": codes_in_use(usage) / p.codebook_size,
-               "epochs": state["epoch"]}
+               "epochs": r.state["epoch"]}
     (ctx.workdir / "code_usage.json").write_text(json.dumps(usage.long().tolist()))
-    (ctx.workdir / "history.json").write_text(json.dumps(state["history"], indent=1))
+    (ctx.workdir / "history.json").write_text(json.dumps(r.state["history"], indent=1))
     plot_code_usage(usage, summary, ctx.workdir / "code_usage.png")
-    ckpt.clear()
+    best.unlink(missing_ok=True)
+    r.checkpoint.clear()
     return summary
+
+
+def run(ctx: StageContext) -> dict:
+    from rich.progress import Progress
+
+    p = ctx.params.vqvae
+    r = build(ctx)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("vqvae epochs", total=p.epochs, completed=r.state["epoch"])
+        while r.state["epoch"] < p.epochs and r.state["bad"] < p.patience:
+            record = train_epoch(r, p)
+            record["holdout_recon_mse"], _ = validate(r.model, r.store, r.held, r.mean, r.std,
+                                                      p.batch_size)
+            end_epoch(ctx, r, record)
+            bar.update(task, completed=r.state["epoch"])
+    return save(ctx, r)
 
 
 def plot_code_usage(usage, summary: dict, path: Path) -> None:

@@ -21,10 +21,19 @@ from __future__ import annotations
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from scenellm.stages.base import StageResult
+
+class StageRecord(Protocol):
+    """What tracking reads of a stage result (``scenellm.stages.base.StageRecord``)."""
+
+    name: str
+    fingerprint: str
+    output_hash: str
+    reused: bool
+    seconds: float
+    metrics: dict[str, Any]
+    path: Path
 
 PREFIX = "scenellm."
 PACKAGES = (
@@ -83,7 +92,7 @@ def _flag(value: bool) -> str:
     return "true" if value else "false"
 
 
-def stage_tags(result: StageResult, seconds: bool = False) -> dict[str, str]:
+def stage_tags(result: StageRecord, seconds: bool = False) -> dict[str, str]:
     """The ``scenellm.stage.<name>.*`` tags of one stage result."""
     key = f"{PREFIX}stage.{result.name}."
     tags = {
@@ -99,7 +108,7 @@ def stage_tags(result: StageResult, seconds: bool = False) -> dict[str, str]:
 def lineage_tags(
     root: Path,
     data_version: str,
-    results: dict[str, StageResult],
+    results: dict[str, StageRecord],
     flow_run_id: str | None = None,
     study: str | None = None,
     parent: str | None = None,

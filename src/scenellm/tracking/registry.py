@@ -41,11 +41,12 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 from mlflow.models import Model
 
+from scenellm.evaluation import PRIMARY_METRIC
 from scenellm.tracking.lineage import package_versions
 
 MODEL_NAME = "scenellm"
 DEFAULT_LOADER = "scenellm.model.checkpoint:load_finetuned"
-DEFAULT_METRIC = "predcls_with_R@20"  # the evaluate stage's PRIMARY metric
+DEFAULT_METRIC = PRIMARY_METRIC
 REQUIREMENTS = ("mlflow", "torch", "transformers", "peft", "numpy", "scenellm")
 
 
@@ -216,6 +217,43 @@ def register_and_promote(
         "previous_champion": champion["version"] if champion else None,
         "reason": reason,
     }
+
+
+FINGERPRINT_TAG = "finetune_fingerprint"
+
+
+def already_registered(client: MlflowClient, fingerprint: str,
+                       name: str = MODEL_NAME) -> dict[str, Any] | None:
+    """The registered version built from the fine-tuning output ``fingerprint``, if any."""
+    versions = client.search_model_versions(
+        f"name='{name}' and tags.{FINGERPRINT_TAG}='{fingerprint}'")
+    if not versions:
+        return None
+    first = min(versions, key=lambda v: int(v.version))
+    version = client.get_model_version(name, first.version)  # search omits aliases
+    return {"version": str(version.version), "alias": ",".join(version.aliases) or "none",
+            "previous_champion": None,
+            "reason": "this fine-tuning output is already registered; nothing to promote"}
+
+
+def register_finetuned(client: MlflowClient, run_id: str, model_dir: Path, fingerprint: str,
+                       metric_value: float, data_version: str, force: bool = False,
+                       name: str = MODEL_NAME) -> dict[str, Any]:
+    """Log the fine-tuned model of ``run_id``, register it and apply the champion rule.
+
+    A re-run that reused the fine-tuning output registers nothing new: the version built
+    from that output (found by its fingerprint tag) is reported instead. Returns
+    ``{"version", "alias", "previous_champion", "reason", "metric"}``.
+    """
+    outcome = None if force else already_registered(client, fingerprint, name)
+    if outcome is None:
+        uri = log_model(client, run_id, model_dir)
+        outcome = register_and_promote(client, run_id, uri, metric_value, data_version,
+                                       force=force, name=name)
+        client.set_model_version_tag(name, outcome["version"], FINGERPRINT_TAG, fingerprint)
+    client.set_tag(run_id, "scenellm.registered_version", str(outcome["version"]))
+    client.set_tag(run_id, "scenellm.registered_alias", outcome["alias"])
+    return {**outcome, "metric": metric_value}
 
 
 def load_registered(

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from numbers import Real
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import unquote
 
 import mlflow
@@ -28,10 +28,11 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT, MLFLOW_PARENT_RUN_ID
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 
-from scenellm.tracking.lineage import stage_tags
+from scenellm.tracking.lineage import StageRecord, stage_tags
 
-if TYPE_CHECKING:
-    from scenellm.stages.base import StageResult
+# What of a stage's output folder goes to its MLflow run: plots, metrics, reports.
+STAGE_ARTIFACTS = ("*.png", "metrics.json", "summary.json", "table.txt", "history.json",
+                   "validation")
 
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
@@ -116,7 +117,8 @@ class Tracker:
     ) -> str:
         """A new top-level run with ``tags`` and ``params`` (nested dicts are flattened with
         dots; values are stringified and cut to MLflow's limit, the full set goes to
-        ``params.json``)."""
+        ``params.json``). Left running: open runs with :meth:`parent_run`, or wrap the work
+        in :meth:`ending` (a study's parent outlives the process that created it)."""
         run_id = self._run(run_name, tags)
         flat = flatten_dict(params)
         self.client.log_batch(run_id, params=[Param(k, param_value(v)) for k, v in flat.items()])
@@ -126,7 +128,8 @@ class Tracker:
     def start_child(
         self, parent_run_id: str, stage_name: str, tags: Mapping[str, str] | None = None
     ) -> str:
-        """A run nested under ``parent_run_id`` (MLflow's ``mlflow.parentRunId`` tag)."""
+        """A run nested under ``parent_run_id`` (MLflow's ``mlflow.parentRunId`` tag), left
+        running; :meth:`child_run` is the way to open one."""
         return self._run(
             stage_name,
             {MLFLOW_PARENT_RUN_ID: parent_run_id, "scenellm.stage": stage_name, **(tags or {})},
@@ -150,13 +153,15 @@ class Tracker:
                 raise FileNotFoundError(f"{path}: artifact to log does not exist.")
 
     def log_stage(
-        self, run_id: str, result: StageResult, artifact_paths: list[Path] | None = None
+        self, run_id: str, result: StageRecord, artifact_paths: list[Path] | None = None
     ) -> None:
         """A stage's metrics, lineage tags (fingerprint, output hash, reused, seconds) and
-        the artifacts the caller picked (plots, ``metrics.json``, report folders)."""
+        artifacts (default: the :data:`STAGE_ARTIFACTS` of its output folder)."""
+        if artifact_paths is None:
+            artifact_paths = [p for g in STAGE_ARTIFACTS for p in sorted(result.path.glob(g))]
         self.log_metrics(run_id, result.metrics)
         self.set_tags(run_id, stage_tags(result, seconds=True))
-        self.log_artifacts(run_id, artifact_paths or [])
+        self.log_artifacts(run_id, artifact_paths)
 
     def log_dataset(
         self, run_id: str, name: str, data_root: Path, data_version: str, context: str = "training"
@@ -183,9 +188,17 @@ class Tracker:
         self.client.set_terminated(run_id, status)
 
     @contextmanager
-    def _ending(self, run_id: str) -> Iterator[str]:
+    def ending(
+        self, run_id: str, finished_on: tuple[type[BaseException], ...] = ()
+    ) -> Iterator[str]:
+        """End ``run_id`` when the block ends: FINISHED, KILLED on Ctrl-C, FAILED on any
+        other exception (re-raised); exceptions in ``finished_on`` (e.g. a pruned trial)
+        end it FINISHED and are re-raised."""
         try:
             yield run_id
+        except finished_on:
+            self.end(run_id, "FINISHED")
+            raise
         except KeyboardInterrupt:
             self.end(run_id, "KILLED")
             raise
@@ -198,15 +211,19 @@ class Tracker:
     def parent_run(
         self, run_name: str, tags: Mapping[str, str], params: Mapping[str, Any]
     ) -> Iterator[str]:
-        """``with tracker.parent_run(...) as run_id:`` ends FINISHED, or FAILED on an
-        exception (KILLED on Ctrl-C), and re-raises."""
-        with self._ending(self.start_parent(run_name, tags, params)) as run_id:
+        """``with tracker.parent_run(...) as run_id:`` a new top-level run, ended as
+        :meth:`ending` says. The way pipeline runs are opened."""
+        with self.ending(self.start_parent(run_name, tags, params)) as run_id:
             yield run_id
 
     @contextmanager
     def child_run(
-        self, parent_run_id: str, stage_name: str, tags: Mapping[str, str] | None = None
+        self,
+        parent_run_id: str,
+        stage_name: str,
+        tags: Mapping[str, str] | None = None,
+        finished_on: tuple[type[BaseException], ...] = (),
     ) -> Iterator[str]:
-        """Like :meth:`parent_run` for a child run."""
-        with self._ending(self.start_child(parent_run_id, stage_name, tags)) as run_id:
-            yield run_id
+        """Like :meth:`parent_run` for a child run (a stage or a trial)."""
+        with self.ending(self.start_child(parent_run_id, stage_name, tags), finished_on) as run:
+            yield run

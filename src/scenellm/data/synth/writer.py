@@ -16,9 +16,7 @@ frames of a video in increasing order, so the bytes depend on the content alone.
 from __future__ import annotations
 
 import math
-import os
 import pickle
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,32 +25,18 @@ import numpy as np
 from PIL import Image
 
 from scenellm.data import vocab
+from scenellm.io import staged_dir
 
 
 @contextmanager
 def atomic_directory(out_dir: Path) -> Iterator[Path]:
-    """Yield a sibling temp folder; on success rename it onto ``out_dir``, else delete it."""
-    taken = FileExistsError(
-        f"{out_dir}: already exists and is not an empty folder; "
-        "remove it or choose another output folder."
-    )
+    """Yield a sibling temp folder; on success it becomes ``out_dir`` (which must be absent
+    or an empty folder), else it is deleted (:func:`scenellm.io.staged_dir`)."""
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise taken
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
+        raise FileExistsError(f"{out_dir}: already exists and is not an empty folder; "
+                              "remove it or choose another output folder.")
+    with staged_dir(out_dir, replace=False) as tmp:
         yield tmp
-        try:
-            if out_dir.exists():
-                out_dir.rmdir()  # empty when checked; rename cannot replace it everywhere
-            os.rename(tmp, out_dir)
-        except OSError as exc:  # another writer finished first
-            raise taken from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def pixel_box(box, width: int, height: int) -> tuple[int, int, int, int]:

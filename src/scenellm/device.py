@@ -1,4 +1,5 @@
-"""Where the feature stage runs: device choice and mixed precision."""
+"""Where a stage runs: the device choice and the mixed-precision policy, for every stage and
+the audit."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from scenellm.stages.frames import stack_frames
+from scenellm.features.frames import stack_frames
 
 
 def test_stack_frames_pads_bottom_right_and_scales_to_unit_range():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-KS = (10, 20, 50, 100)
+from scenellm.evaluation.mean_recall import KS
 
 
 def render_table(results: dict) -> str:

@@ -1,0 +1,120 @@
+"""Feature shards joined with the prepared relation tables, collated into :class:`VideoBatch`.
+
+Training targets per (person, object) pair, from the object's labels in that frame:
+
+- attention: the object's attention label (AG gives exactly one; of several, the last in
+  table order); a pair with **no**
+  attention label gets :data:`~scenellm.model.batch.IGNORE_INDEX`, so it adds nothing to the
+  attention loss (it is never silently read as ``looking_at``);
+- spatial / contacting: multi-hot over the kind's predicates (all zero when unlabelled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from scenellm.data import vocab
+from scenellm.data.tables import read_tables
+from scenellm.features.store import FeatureStore
+from scenellm.model.batch import IGNORE_INDEX, VideoBatch
+
+
+@dataclass
+class ObjectLabels:
+    """One object's kind-local labels in one frame, in table order."""
+
+    attention: list[int] = field(default_factory=list)
+    spatial: list[int] = field(default_factory=list)
+    contacting: list[int] = field(default_factory=list)
+
+
+LabelIndex = dict[tuple[int, int], ObjectLabels]  # (frame index, object index) → labels
+
+
+class SceneGraphData:
+    """Feature shards joined with the prepared relation tables."""
+
+    def __init__(self, features: Path, prepare: Path) -> None:
+        self.store = FeatureStore(features)
+        tables = read_tables(prepare)
+        self.frames = tables["frames"]
+        self.objects = tables["objects"]
+        self.manifest = self.store.load_manifest()["shards"]
+        self._labels: dict[str, LabelIndex] = {}
+        index = {(r.video_id, r.frame_key): r.frame_index for r in
+                 self.frames[["video_id", "frame_key", "frame_index"]].itertuples()}
+        for r in tables["objects"][["video_id", "frame_key", "object_idx"]].itertuples():
+            self._labels.setdefault(r.video_id, {})[
+                (index[(r.video_id, r.frame_key)], r.object_idx)] = ObjectLabels()
+        for r in tables["relations"].itertuples():
+            key = (index[(r.video_id, r.frame_key)], r.object_idx)
+            labels = self._labels.setdefault(r.video_id, {}).setdefault(key, ObjectLabels())
+            getattr(labels, r.kind).append(r.local_id)
+
+    def videos(self, split: str) -> list[str]:
+        return [v for v in sorted(self.manifest) if self.manifest[v]["split"] == split]
+
+    def object_labels(self, vid: str) -> LabelIndex:
+        """Labels of every object of video ``vid`` by (frame index, object index)."""
+        return self._labels.get(vid, {})
+
+    def frame_size(self, vid: str) -> tuple[int, int]:
+        row = self.frames[self.frames["video_id"] == vid].iloc[0]
+        return int(row["width"]), int(row["height"])
+
+    def batch(self, video_ids: list[str]) -> VideoBatch:
+        parts: dict[str, list] = {k: [] for k in (
+            "obj_feats", "boxes", "boxes_norm", "labels", "frame_of_obj", "video_of_obj",
+            "obj_pos", "video_of_frame", "frame_pos", "pair_idx", "frame_of_pair",
+            "video_of_pair", "union_feats", "attention", "spatial", "contacting")}
+        n_off = f_off = 0
+        lengths = []
+        for b, vid in enumerate(video_ids):
+            shard = self.store.read_shard(vid)
+            width, height = self.frame_size(vid)
+            n, frames = len(shard["labels"]), int(shard["frame_index"].max()) + 1
+            lengths.append(frames)
+            scale = torch.tensor([width, height, width, height], dtype=torch.float32)
+            parts["obj_feats"].append(shard["obj_feats"])
+            parts["boxes"].append(shard["boxes"])
+            parts["boxes_norm"].append(shard["boxes"] / scale)
+            parts["labels"].append(shard["labels"])
+            parts["frame_of_obj"].append(shard["frame_index"] + f_off)
+            parts["video_of_obj"].append(torch.full((n,), b))
+            parts["obj_pos"].append(torch.arange(n))
+            parts["video_of_frame"].append(torch.full((frames,), b))
+            parts["frame_pos"].append(torch.arange(frames))
+            parts["pair_idx"].append(shard["pair_idx"] + n_off)
+            parts["frame_of_pair"].append(shard["im_idx"] + f_off)
+            parts["video_of_pair"].append(torch.full((len(shard["im_idx"]),), b))
+            parts["union_feats"].append(shard["union_feats"])
+            att, spa, con = pair_targets(self.object_labels(vid), shard)
+            parts["attention"].append(att)
+            parts["spatial"].append(spa)
+            parts["contacting"].append(con)
+            n_off += n
+            f_off += frames
+        cat = {k: torch.cat(v) for k, v in parts.items()}
+        mask = torch.arange(max(lengths))[None] < torch.tensor(lengths)[:, None]  # (B, T)
+        return VideoBatch(video_ids=list(video_ids), is_person=cat["labels"] == vocab.PERSON_ID,
+                          frame_mask=mask, **cat)
+
+
+def pair_targets(labels: LabelIndex, shard) -> tuple[torch.Tensor, ...]:
+    """Training targets of a shard's pairs: attention (P,) long, spatial (P, 6) and
+    contacting (P, 17) multi-hot (module docstring for unlabelled pairs)."""
+    obj_index = shard["obj_index"]
+    pairs, im_idx = shard["pair_idx"], shard["im_idx"]
+    att = torch.full((len(pairs),), IGNORE_INDEX, dtype=torch.long)
+    spa = torch.zeros(len(pairs), len(vocab.SPATIAL))
+    con = torch.zeros(len(pairs), len(vocab.CONTACTING))
+    for i, key in enumerate(zip(im_idx.tolist(), obj_index[pairs[:, 1]].tolist(), strict=True)):
+        found = labels.get(key, ObjectLabels())
+        if found.attention:
+            att[i] = found.attention[-1]
+        spa[i, found.spatial] = 1.0
+        con[i, found.contacting] = 1.0
+    return att, spa, con

@@ -1,0 +1,39 @@
+"""What a ``train`` run reports: a summary dict and its Markdown form (Prefect artifact)."""
+
+from __future__ import annotations
+
+import json
+
+from scenellm.evaluation import PRIMARY_METRIC
+
+
+def train_summary(run, registration: dict | None) -> dict:
+    """Data version, each stage (reused or computed, seconds, fingerprint), the primary
+    metric beside the frequency baseline, the registry outcome and the evaluation table."""
+    evaluate = run.results.get("evaluate")
+    table = (evaluate.path / "table.txt").read_text() if evaluate else ""
+    return {
+        "data_root": str(run.data_root),
+        "data_version": run.data_version,
+        "mlflow_run_id": run.parent_id,
+        "mlflow_tracking_uri": run.project.mlflow_tracking_uri,
+        "stages": {k: {"reused": v.reused, "seconds": round(v.seconds, 2),
+                       "fingerprint": v.fingerprint[:16], "output": str(v.path)}
+                   for k, v in run.results.items()},
+        "primary_metric": {PRIMARY_METRIC: evaluate.metrics.get(PRIMARY_METRIC)
+                           if evaluate else None,
+                           "baseline": evaluate.metrics.get("baseline_" + PRIMARY_METRIC)
+                           if evaluate else None},
+        "registration": registration,
+        "table": table,
+    }
+
+
+def summary_markdown(summary: dict) -> str:
+    rows = "\n".join(f"| {k} | {'reused' if v['reused'] else 'computed'} | {v['seconds']} | "
+                     f"`{v['fingerprint']}` |" for k, v in summary["stages"].items())
+    reg = summary["registration"] or {}
+    return (f"# train run\n\ndata version `{summary['data_version']}`, MLflow run "
+            f"`{summary['mlflow_run_id']}`\n\n| stage | status | seconds | fingerprint |\n"
+            f"|---|---|---|---|\n{rows}\n\n```\n{summary['table']}```\n\n"
+            f"registered: {json.dumps(reg)}\n")
