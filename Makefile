@@ -9,7 +9,7 @@ export DO_NOT_TRACK := 1
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install system-deps run test test-fast lint bench data clean-artifacts help
+.PHONY: install system-deps run test test-fast lint bench data lock clean-artifacts help
 
 help:
 	@echo "make run    set up .venv, regenerate data/ if missing, run the whole pipeline"
@@ -17,6 +17,7 @@ help:
 	@echo "make test-fast   the suite without tests marked slow"
 	@echo "make lint   ruff"
 	@echo "make bench  the benchmarks in bench/ (tables + JSON under bench/results/)"
+	@echo "make lock   regenerate dvc.yaml and dvc.lock (after changing code or params)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +55,13 @@ bench: install
 		echo "== $$script"; \
 		$(BIN)/python $$script --json bench/results/$$(basename $$script .py).json || exit 1; \
 	done
+
+# dvc.yaml from the stage declarations, then dvc.lock from a `dvc repro` that reuses the
+# fingerprinted stage store (tests/stages/test_dvc.py checks both against the tree).
+lock: install
+	$(BIN)/scenellm dvc yaml
+	$(BIN)/scenellm data ensure
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
 clean-artifacts:
 	rm -rf .scenellm

@@ -14,13 +14,25 @@ from prefect.runtime import flow_run
 from prefect.tasks import exponential_backoff
 
 from scenellm.config.load import load_params
+from scenellm.errors import UserError
 from scenellm.project import Project
 from scenellm.stages.pipeline import PipelineRun
 from scenellm.stages.registry import PIPELINE
 from scenellm.stages.summary import summary_markdown, train_summary
 
 
-@task(name="stage", cache_policy=NO_CACHE)
+def retry_unless_user_error(task, task_run, state) -> bool:
+    """Retry a failed stage, except for bad data or params: a retry cannot fix those."""
+    try:
+        state.result()
+    except UserError:
+        return False
+    except Exception:  # noqa: BLE001  (any other failure may be transient)
+        return True
+    return True
+
+
+@task(name="stage", cache_policy=NO_CACHE, retry_condition_fn=retry_unless_user_error)
 def stage_task(run: PipelineRun, name: str):
     return run.stage(name)
 
@@ -44,12 +56,14 @@ def route_to_pool(run: PipelineRun, name: str, overrides: list[str]) -> None:
 
 @flow(name="train", log_prints=True)
 def train(overrides: list[str] | None = None, promote: bool = True,
-          force_promote: bool = False) -> dict:
+          force_promote: bool = False, verify: bool = False,
+          force: list[str] | None = None) -> dict:
     project = Project.discover()
     params = load_params(project.params_dir, overrides)
     orch = params.orchestration
     with PipelineRun.open(project, params, run_name=f"train-{flow_run.get_name()}",
-                          flow_run_id=str(flow_run.get_id())) as run:
+                          flow_run_id=str(flow_run.get_id()), verify=verify,
+                          force=tuple(force or ())) as run:
         for name in PIPELINE:
             if orch.gpu_pool and name in orch.gpu_stages:
                 route_to_pool(run, name, overrides or [])  # the task below then reuses it

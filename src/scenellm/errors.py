@@ -1,4 +1,5 @@
-"""Errors a user can cause; the CLI prints them as one line, without a traceback."""
+"""Errors a user can cause, and services that fail under a run; the CLI prints either as
+one line, without a traceback (exit 2 and 1)."""
 
 from __future__ import annotations
 
@@ -13,3 +14,18 @@ class DataError(UserError):
 
 class UnsafePickleError(DataError):
     """A pickle asked for a global outside the Action Genome allow-list."""
+
+
+class TrainingDiverged(UserError):
+    """A training stage's loss or metric became non-finite or exploded: its params (most
+    often a learning rate) do not train; nothing of the run is kept."""
+
+
+class ServiceError(Exception):
+    """A service the run needs (the Prefect API, the MLflow store) stopped answering; the
+    message says which, what was kept and what to do. ``exit_now``: leave without the
+    exit-time work of libraries that would keep retrying the dead service."""
+
+    def __init__(self, message: str, exit_now: bool = False) -> None:
+        super().__init__(message)
+        self.exit_now = exit_now

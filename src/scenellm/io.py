@@ -26,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from scenellm.faults import killpoint
+
 _RENAME_EXCHANGE = 2  # linux/fs.h
 _AT_FDCWD = -100
 
@@ -61,6 +63,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        killpoint("atomic_write.before_replace")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -119,13 +122,27 @@ def publish_dir(src: Path, dest: Path) -> None:
         os.rename(src, dest)
         return
     if _exchange(src, dest):  # src now holds the old folder
+        killpoint("publish.exchanged")
         shutil.rmtree(src)
         return
     if old.exists():  # an aside copy left by a kill after a complete publish
         shutil.rmtree(old)
     os.rename(dest, old)
+    killpoint("publish.aside")
     os.rename(src, dest)
     shutil.rmtree(old)
+
+
+def remove_temps(root: Path) -> list[Path]:
+    """Delete the temp files and folders (``.name.XXXX.tmp``) that writes under ``root``
+    cut by a kill left behind; returns them."""
+    found = sorted(Path(root).rglob(".*.tmp"), key=lambda p: -len(p.parts))
+    for path in found:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found
 
 
 @contextmanager

@@ -45,3 +45,35 @@ def test_flatten_names_every_field():
     flat = flatten(Params())
     assert flat["lora.rank"] == 8 and flat["vqvae.codebook_size"] == 512
     assert len(flat) == sum(len(type(s).model_fields) for s in Params().__dict__.values())
+
+
+def test_stage_names_of_the_schema_are_the_pipeline_stages():
+    from scenellm.config.schema import STAGE_NAMES
+    from scenellm.stages.registry import PIPELINE
+
+    assert STAGE_NAMES == PIPELINE
+
+
+def test_errors_name_the_override_not_the_caller_source():
+    """A ``--set`` typo checked later with a caller's source (``search.yaml: fixed``) still
+    names the ``--set``; a key the caller added names the caller."""
+    from scenellm.config.load import apply_overrides, read_params_dir, validate
+
+    raw = apply_overrides(read_params_dir(PARAMS), ["vqvae.codebok_size=3"])
+    with pytest.raises(UserError, match=r"^--set vqvae.codebok_size: unknown key"):
+        validate(apply_overrides(raw, {"lora.rank": 4}), source="search.yaml: fixed")
+    raw = apply_overrides(read_params_dir(PARAMS), [])
+    with pytest.raises(UserError, match=r"^search.yaml: fixed: lora.rank: must be greater"):
+        validate(apply_overrides(raw, {"lora.rank": 0}), source="search.yaml: fixed")
+
+
+def test_file_errors_name_the_file_and_line(tmp_path):
+    (tmp_path / "a.yaml").write_text("ot:\n  epsilon: 0.1\n  max_iter: .nan\n")
+    with pytest.raises(UserError, match=rf"^{tmp_path}/a.yaml:3: ot.max_iter: must be a finite"):
+        load_params(tmp_path)
+
+
+def test_an_override_replaces_the_file_origin_of_its_value(tmp_path):
+    (tmp_path / "a.yaml").write_text("ot:\n  epsilon: 0.1\n")
+    with pytest.raises(UserError, match=r"^--set ot.epsilon: must be a finite number"):
+        load_params(tmp_path, ["ot.epsilon=.inf"])

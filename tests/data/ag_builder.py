@@ -6,6 +6,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from scenellm.data import vocab
 
@@ -25,7 +26,16 @@ def person(box=(5.0, 5.0, 60.0, 80.0), size=(160, 120)):
             "bbox_mode": "xyxy"}
 
 
-def write_ag(root: Path, person_bbox: dict, objects: dict) -> Path:
+def write_frames(root: Path, person_bbox: dict) -> None:
+    """A flat grey PNG of each frame's ``bbox_size`` under ``frames/``."""
+    for key, entry in person_bbox.items():
+        path = root / "frames" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", tuple(entry["bbox_size"]), (128, 128, 128)).save(path)
+
+
+def write_ag(root: Path, person_bbox: dict, objects: dict, frames: bool = True) -> Path:
+    """The AG layout: class files, both pickles, ``frame_list.txt`` and (``frames``) images."""
     ann = root / "annotations"
     ann.mkdir(parents=True, exist_ok=True)
     (ann / "object_classes.txt").write_text("\n".join(vocab.RAW_OBJECT_NAMES) + "\n")
@@ -35,6 +45,8 @@ def write_ag(root: Path, person_bbox: dict, objects: dict) -> Path:
     with open(ann / "object_bbox_and_relationship.pkl", "wb") as f:
         pickle.dump(objects, f)
     (ann / "frame_list.txt").write_text("\n".join(person_bbox) + "\n")
+    if frames:
+        write_frames(root, person_bbox)
     return root
 
 

@@ -107,7 +107,7 @@ def test_malicious_pickle_is_refused_and_never_runs(ag, tmp_path):
 @pytest.mark.parametrize("mutate, message", [
     (lambda pb, ob: ob.pop(next(iter(ob))), "no objects for frame"),
     (lambda pb, ob: ob[next(iter(ob))][0].update({"class": "unicorn"}), "unknown object class"),
-    (lambda pb, ob: ob[next(iter(ob))][0].update({"bbox": None}), "has no"),
+    (lambda pb, ob: ob[next(iter(ob))][0].update({"bbox": None}), "needs an .x, y, w, h. bbox"),
     (lambda pb, ob: ob[next(iter(ob))][0].update({"spatial_relationship": ["near"]}),
      "unknown spatial predicate"),
     (lambda pb, ob: ob[next(iter(ob))][0]["metadata"].update({"set": "val"}), "metadata.set"),

@@ -23,7 +23,7 @@ from scenellm.data.tables import FRAME_COLUMNS, OBJECT_COLUMNS, RELATION_COLUMNS
 from scenellm.data.validation import ValidationReport, validate_tables
 
 W, H = 640, 480
-N_VIDEOS, FRAMES_PER_VIDEO, OBJECTS_PER_FRAME = 8, 3, 2  # videos 6 and 7 are the test split
+N_VIDEOS, FRAMES_PER_VIDEO, OBJECTS_PER_FRAME = 8, 4, 2  # videos 6 and 7 are the test split
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,7 +36,7 @@ def _gx():
 
 
 def make_tables() -> dict[str, pd.DataFrame]:
-    """A small valid set of tables: 24 frames in 8 videos, 2 objects per frame."""
+    """A small valid set of tables: 32 frames in 8 videos, 2 objects per frame."""
     frames, objects, relations = [], [], []
     for v in range(N_VIDEOS):
         video, split = f"V{v:02d}.mp4", "test" if v >= 6 else "train"
@@ -88,6 +88,12 @@ def set_person_box_missing(tables, key):
 def add_second_person_box(tables, key):
     second = tables["frames"][rows(tables, "frames", key)].assign(person_x1=400.0, person_x2=600.0)
     tables["frames"] = pd.concat([tables["frames"], second], ignore_index=True)
+
+
+def duplicate_object(tables, key):
+    """A second row for object 1 of the frame, under a new object_idx."""
+    copy = tables["objects"][rows(tables, "objects", key, object_idx=1)].assign(object_idx=3)
+    tables["objects"] = pd.concat([tables["objects"], copy], ignore_index=True)
 
 
 def wrong_kind(tables, key):
@@ -161,6 +167,13 @@ FAULTS = [
           fails(("frames", A_GT_B, ["person_y2", "person_y1"]))),
     Fault("frame without objects", set_value("frames", "num_objects", 0),
           fails(("frames", BETWEEN, ["num_objects"]))),
+    Fault("video id with a space", set_value("frames", "video_id", "V 00.mp4"),
+          fails(("frames", "expect_column_values_to_match_regex", ["video_id"]))),
+    Fault("frame wider than any video", set_value("frames", "width", 10**6),
+          fails(("frames", BETWEEN, ["width"]))),
+    Fault("same object twice in a frame", duplicate_object,
+          fails(("objects", "expect_compound_columns_to_be_unique",
+                 ["frame_key", "class_name", "x1", "y1", "x2", "y2"]))),
 ]  # fmt: skip
 FAULT_FRAMES = {fault.name: frame_key(i) for i, fault in enumerate(FAULTS)}
 assert len(FAULTS) <= N_VIDEOS * FRAMES_PER_VIDEO
@@ -200,7 +213,7 @@ def faulty(tmp_path_factory) -> tuple[ValidationReport, object]:
 def test_valid_tables_pass_and_build_data_docs(valid):
     report, out = valid
     assert report.success and report.failures == [], report.to_text()
-    assert report.evaluated == 48
+    assert report.evaluated == 53
     assert report.data_docs == (out / "report" / "data_docs" / "index.html").resolve()
     assert report.data_docs.is_file()
     pages = {p.name for p in (out / "report" / "data_docs" / "validations").rglob("*.html")}
@@ -279,6 +292,18 @@ def test_missing_column_is_reported_not_raised():
     assert {f.table for f in report.failures} == {"relations"}
     errored = [f for f in report.failures if f.exception]
     assert errored and all("predicate_id" in f.exception for f in errored)
+
+
+@pytest.mark.parametrize("key", ["V00.mp4/./000000.png", "../V00.mp4/000000.png",
+                                 "/V00.mp4/000000.png", "V00.mp4/000000.txt"])
+def test_frame_key_not_in_normal_form_fails_the_key_expectation(key):
+    tables = make_tables()
+    tables["frames"].loc[0, "frame_key"] = key
+    (failure,) = validate_tables(tables).failures
+    assert signature(failure) == (
+        "frames", "expect_column_values_to_match_regex", ("frame_key",)
+    )
+    assert failure.examples[0]["frame_key"] == key
 
 
 def test_missing_table_is_an_error():

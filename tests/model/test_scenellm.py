@@ -9,11 +9,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from scenellm.model.batch import VideoBatch
 from scenellm.model.checkpoint import load_finetuned, save_finetuned
 from scenellm.model.losses import sgg_loss
 from scenellm.model.scenellm import SceneLLM, SceneLLMConfig
 from scenellm.model.vqvae import VQVAE
-from scenellm.model.batch import VideoBatch
 
 FEAT = 24
 

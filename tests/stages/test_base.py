@@ -12,8 +12,8 @@ from scenellm.config.schema import Params
 from scenellm.project import Project
 from scenellm.stages.base import SUCCESS, StageSpec, fingerprint, run_stage, tree_hash
 
-SPEC = StageSpec("demo", sections=("vqvae",), code=("stages/base.py",))
-DOWN = StageSpec("down", sections=("lora",), upstream=("demo",), code=("stages/base.py",))
+SPEC = StageSpec("demo", sections=("vqvae",), module="scenellm.stages.base")
+DOWN = StageSpec("down", sections=("lora",), upstream=("demo",), module="scenellm.stages.base")
 
 
 def body(calls):
@@ -24,8 +24,9 @@ def body(calls):
     return run
 
 
-def go(spec, params, project, calls, inputs=None, version="v1"):
-    return run_stage(spec, body(calls), params, project, Path("."), version, inputs or {})
+def go(spec, params, project, calls, inputs=None, version="v1", verify=False):
+    return run_stage(spec, body(calls), params, project, Path("."), version, inputs or {},
+                     verify=verify)
 
 
 def test_fingerprint_reads_only_declared_sections():
@@ -54,21 +55,89 @@ def test_second_run_reuses_and_upstream_change_propagates(tmp_path):
     assert down64.fingerprint != down.fingerprint and not down64.reused
 
 
-def test_failed_body_leaves_nothing_that_looks_complete(tmp_path):
+RESUMABLE = StageSpec("demo", sections=("vqvae",), module="scenellm.stages.base",
+                      resumable=True)
+
+
+def crash(ctx):
+    (ctx.workdir / "half.txt").write_text("half")
+    raise RuntimeError("killed")
+
+
+def test_failed_resumable_body_keeps_its_partial_for_the_next_run(tmp_path):
     project = Project(tmp_path)
-
-    def crash(ctx):
-        (ctx.workdir / "half.txt").write_text("half")
-        raise RuntimeError("killed")
-
     with pytest.raises(RuntimeError):
-        run_stage(SPEC, crash, Params(), project, Path("."), "v1", {})
+        run_stage(RESUMABLE, crash, Params(), project, Path("."), "v1", {})
     stage_dir = project.stage_dir("demo")
     assert not [p for p in stage_dir.iterdir() if (p / SUCCESS).exists()]
     assert [p.name for p in stage_dir.iterdir() if p.is_dir()][0].endswith(".partial")
-    calls = []
-    result = go(SPEC, Params(), project, calls)  # resumes in the same partial folder
+    result = run_stage(RESUMABLE, body([]), Params(), project, Path("."), "v1", {})
     assert (result.path / "half.txt").exists() and (result.path / SUCCESS).exists()
+    assert result.note == "resumed"
+
+
+def test_failed_body_of_a_stage_that_cannot_resume_leaves_nothing(tmp_path):
+    project = Project(tmp_path)
+    with pytest.raises(RuntimeError):
+        run_stage(SPEC, crash, Params(), project, Path("."), "v1", {})
+    assert not [p for p in project.stage_dir("demo").iterdir() if p.is_dir()]
+
+
+def test_stale_partials_of_dead_runs_are_removed_on_the_next_run(tmp_path):
+    project = Project(tmp_path)
+    stage_dir = project.stage_dir("demo")
+    stale = stage_dir / "0123456789abcdef.partial"  # another fingerprint, its process gone
+    stale.mkdir(parents=True)
+    (stale / "half.txt").write_text("half")
+    go(SPEC, Params(), project, [])
+    assert not stale.exists()
+
+
+def test_a_corrupted_output_is_recomputed_not_consumed(tmp_path, capsys):
+    project, calls = Project(tmp_path), []
+    first = go(SPEC, Params(), project, calls)
+    (first.path / "out.txt").write_text("999")  # same size, new bytes
+    again = go(SPEC, Params(), project, calls)
+    assert not again.reused and len(calls) == 2
+    assert again.note.startswith("recomputed: out.txt changed")
+    assert (again.path / "out.txt").read_text() == "512"
+    assert "recomputing it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change", ["added", "missing"])
+def test_an_added_or_missing_file_is_recomputed(tmp_path, change):
+    project, calls = Project(tmp_path), []
+    first = go(SPEC, Params(), project, calls)
+    if change == "added":
+        (first.path / "stray.txt").write_text("x")
+    else:
+        (first.path / "out.txt").unlink()
+    again = go(SPEC, Params(), project, calls)
+    assert not again.reused and change in again.note
+    assert sorted(p.name for p in again.path.iterdir()) == [SUCCESS, "out.txt"]
+
+
+def test_verify_hashes_a_file_whose_stat_was_put_back(tmp_path):
+    """A change that restores size and mtime escapes the fast path (ctime and inode do
+    not: the write below changes ctime) — and ``verify`` always hashes."""
+    import os
+
+    project, calls = Project(tmp_path), []
+    first = go(SPEC, Params(), project, calls)
+    target = first.path / "out.txt"
+    st = target.stat()
+    target.write_text("999")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert go(SPEC, Params(), project, calls).note.startswith("recomputed")
+    fine = go(SPEC, Params(), project, calls, verify=True)
+    assert fine.reused and len(calls) == 2
+
+
+def test_force_recomputes_an_intact_output(tmp_path):
+    project, calls = Project(tmp_path), []
+    go(SPEC, Params(), project, calls)
+    forced = run_stage(SPEC, body(calls), Params(), project, Path("."), "v1", {}, force=True)
+    assert not forced.reused and len(calls) == 2 and forced.note == "recomputed: forced"
 
 
 def test_concurrent_workers_compute_once(tmp_path):

@@ -173,3 +173,38 @@ def test_training_stage_killed_then_resumed_matches_uninterrupted(first_run, sta
                                         text=True, check=True).stdout)
     assert resumed["output"] == clean["output"] and resumed["computed"] == 1
     assert tree_hash(final) == expected
+
+
+CORRUPT = {"prepare": "objects.parquet", "features": "manifest.json",
+           "vqvae": "model.safetensors", "finetune": "model/weights.safetensors",
+           "evaluate": "metrics.json"}
+
+
+@pytest.mark.parametrize("stage", list(CORRUPT))
+def test_a_corrupted_output_file_of_any_stage_is_recomputed(first_run, stage, capsys):
+    """A flipped byte (size and mtime kept) in any stage's output: the next run says so,
+    recomputes that stage to the same bytes, and reuses every other stage."""
+    import os
+
+    project, params, results = first_run
+    path = results[stage].path / CORRUPT[stage]
+    original, st = path.read_bytes(), path.stat()
+    path.write_bytes(original[:100] + bytes([original[100] ^ 1]) + original[101:])
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = run_until("evaluate", params, project)
+    assert again[stage].note.startswith(f"recomputed: {CORRUPT[stage]} changed")
+    assert f"{stage} output" in capsys.readouterr().err
+    assert path.read_bytes() == original
+    assert again[stage].output_hash == results[stage].output_hash
+    assert [n for n, r in again.items() if not r.reused] == [stage]
+
+
+def test_a_diverging_vqvae_stops_in_one_line_and_keeps_nothing(first_run):
+    from scenellm.errors import TrainingDiverged
+
+    project, params, _ = first_run
+    wild = params.model_copy(update={"vqvae": params.vqvae.model_copy(update={"lr": 1e6})})
+    with pytest.raises(TrainingDiverged, match=r"^vqvae: .* lower vqvae.lr \(now 1e\+06\)"):
+        run_until("vqvae", wild, project)
+    stage_dir = project.stage_dir("vqvae")
+    assert not [p for p in stage_dir.iterdir() if p.name.endswith(".partial")]

@@ -12,7 +12,8 @@ app = typer.Typer(help="Create, inspect and validate Action Genome-layout datase
 
 
 def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", err=True, fg="red")
+    """A user error as one line on stderr, exit 2."""
+    typer.secho(f"error: {' '.join(message.split())}", err=True, fg="red")
     raise typer.Exit(2)
 
 
@@ -88,7 +89,11 @@ def validate(
     report: Path = typer.Option(None, help="Folder for the report and GX Data Docs "
                                            "(default: <root>/../<name>-validation)."),
 ) -> None:
-    """Run the Great Expectations suite on the prepared tables; non-zero exit on failure."""
+    """Check the files and run the Great Expectations suite on the prepared tables.
+
+    Exit 2 with one line on stderr when the data is malformed (the full report, when the
+    suite ran, is printed and written to the report folder).
+    """
     from scenellm.data.ag import load_action_genome
     from scenellm.data.tables import build_tables
     from scenellm.data.validation import validate_tables
@@ -103,7 +108,7 @@ def validate(
     typer.echo(result.to_text())
     typer.echo(f"report: {report_dir}")
     if not result.success:
-        raise typer.Exit(1)
+        _fail(f"{root}: {result.headline()}; report: {report_dir / 'validation.txt'}")
 
 
 @app.command()

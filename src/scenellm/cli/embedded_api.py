@@ -57,6 +57,7 @@ class EmbeddedAPI:
         self.port = free_port()
         self.process = self._launch()
         self.ready = False
+        self.stopping = False
         atexit.register(self.stop)
 
     @property
@@ -105,11 +106,34 @@ class EmbeddedAPI:
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             time.sleep(0.05)
-        self.stop()
-        raise UserError(f"the embedded Prefect API did not answer within "
-                        f"{self.startup_timeout:.0f} s; see {self.log_path}")
+        else:
+            self.stop()
+            raise UserError(f"the embedded Prefect API did not answer within "
+                            f"{self.startup_timeout:.0f} s; see {self.log_path}")
+    def died(self) -> bool:
+        """True once the server process has exited (not stopped by us)."""
+        return self.ready and self.process.poll() is not None
+
+    def watch(self, interval: float = 0.5) -> None:
+        """Once the server dies mid-run, silence logging: the engine's retries and
+        tracebacks would bury the one line the command prints about it."""
+        import logging
+        import threading
+
+        def watchdog() -> None:
+            while not self.died():
+                time.sleep(interval)
+            if not self.stopping:
+                logging.disable(logging.CRITICAL)
+                # Prefect's internal loggers ignore logging.disable (their own isEnabledFor)
+                for name in list(logging.root.manager.loggerDict):
+                    if name.startswith("prefect"):
+                        logging.getLogger(name).disabled = True
+
+        threading.Thread(target=watchdog, name="embedded-api-watchdog", daemon=True).start()
 
     def stop(self) -> None:
+        self.stopping = True
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -133,10 +157,18 @@ def start_embedded_api(prefect_home: Path, startup_timeout: float = 120.0) -> Em
         os.environ["PREFECT_API_URL"] = _api.api_url
         # the server is this installation's own Prefect: skip the client's version handshake
         os.environ.setdefault("PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED", "false")
+        # a local server that refuses a connection is gone: one retry, not a minute of them
+        os.environ.setdefault("PREFECT_CLIENT_MAX_RETRIES", "1")
     return _api
 
 
 def wait_for_embedded_api() -> None:
-    """Block until the server launched by :func:`start_embedded_api` answers (if any)."""
+    """Block until the server launched by :func:`start_embedded_api` answers (if any),
+    then watch it."""
     if _api is not None:
         _api.wait()
+        _api.watch()
+
+
+def embedded_api() -> EmbeddedAPI | None:
+    return _api

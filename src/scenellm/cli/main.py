@@ -10,8 +10,9 @@ import typer
 
 from scenellm.cli import audit as audit_cmd
 from scenellm.cli import data as data_cmd
+from scenellm.cli import dvc as dvc_cmd
 from scenellm.cli import tune as tune_cmd
-from scenellm.errors import UserError
+from scenellm.errors import ServiceError, UserError
 
 app = typer.Typer(
     name="scenellm",
@@ -23,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(dvc_cmd.app, name="dvc")
 
 SetOption = typer.Option(None, "--set", help="Override a param, e.g. --set vqvae.codebook_size=64 "
                                            "(repeatable).")
@@ -30,7 +32,8 @@ ParamsOption = typer.Option(None, "--params", help="Params folder (default: <pro
 
 
 def user_errors(fn):
-    """Print a user-caused error as one line and exit with code 2."""
+    """Print a user-caused error as one line and exit with code 2; a service that failed
+    under the run (:class:`ServiceError`) as one line with exit code 1."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -39,6 +42,16 @@ def user_errors(fn):
         except UserError as exc:
             typer.secho(f"error: {exc}", err=True, fg="red")
             raise typer.Exit(2) from None
+        except ServiceError as exc:
+            typer.secho(f"error: {exc}", err=True, fg="red")
+            if exc.exit_now:  # every output is already on disk, atomically
+                import os
+                import sys
+
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(1)
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -49,6 +62,15 @@ def load(params_dir: Path | None, overrides: list[str] | None):
 
     project = Project.discover()
     return project, load_params(params_dir or project.params_dir, overrides)
+
+
+VerifyOption = typer.Option(False, "--verify", help="Hash every file of a reused output "
+                            "against its manifest (default: only files whose size, mtime, "
+                            "ctime or inode changed).")
+ForceOption = typer.Option(None, "--force", help="Recompute this stage even when its output "
+                           "is intact (repeatable), e.g. --force vqvae.")
+DryRunOption = typer.Option(False, "--dry-run", help="Print, per stage, whether it would be "
+                            "reused, computed, resumed or recomputed and why; run nothing.")
 
 
 @app.command()
@@ -62,17 +84,34 @@ def stage(
     publish: Path = typer.Option(None, help="Also expose the output at this path (used by "
                                             "dvc.yaml); files are hard-linked."),
     metrics: Path = typer.Option(None, help="Also write the stage metrics as JSON here."),
+    history: Path = typer.Option(None, help="Also write the stage's per-epoch history "
+                                            "(training stages) as JSON here."),
+    verify: bool = VerifyOption,
+    force: list[str] = ForceOption,
+    dry_run: bool = DryRunOption,
 ) -> None:
     """Run one pipeline stage, reusing every output whose inputs did not change."""
-    from scenellm.cli.report import print_stage_results, publish_output, write_metrics
-    from scenellm.stages.pipeline import run_until
+    from scenellm.cli.report import print_plan, print_stage_results, write_history, write_metrics
+    from scenellm.stages.pipeline import resolve_data, run_until
+    from scenellm.stages.plan import plan
+    from scenellm.stages.preflight import preflight
+    from scenellm.stages.publish import publish_output
+    from scenellm.stages.registry import check_names
 
     project, params = load(params_dir, overrides)
-    results = run_until(name, params, project)
+    check_names([name, *(force or [])])
+    if dry_run:
+        _, version = resolve_data(params, project)
+        print_plan(plan(name, params, project, version, verify, tuple(force or ())), as_json)
+        return
+    preflight(params, name)
+    results = run_until(name, params, project, verify=verify, force=tuple(force or ()))
     if publish:
         publish_output(results[name].path, publish)
     if metrics:
         write_metrics(results[name], metrics)
+    if history:
+        write_history(results[name], history)
     print_stage_results(results, name, as_json)
 
 
@@ -81,16 +120,25 @@ def stage(
 def run(
     overrides: list[str] = SetOption,
     register: bool = typer.Option(True, help="Register the model in MLflow's registry."),
+    verify: bool = VerifyOption,
+    force: list[str] = ForceOption,
+    dry_run: bool = DryRunOption,
 ) -> None:
     """Run the whole pipeline as the Prefect `train` flow, tracked in MLflow.
 
     Regenerates the default data/ if missing (checked against data.dvc), reuses every stage
-    whose inputs did not change, registers the model (champion/challenger) and prints a
-    summary with the metrics beside the frequency baseline.
+    whose inputs did not change and whose output is intact, registers the model
+    (champion/challenger), leaves outputs and metrics where `dvc.yaml` reads them and prints
+    a summary with the metrics beside the frequency baseline.
     """
-    from scenellm.cli.run import run_pipeline
+    from scenellm.cli.run import dry_run_pipeline, run_pipeline
+    from scenellm.stages.registry import check_names
 
-    run_pipeline(overrides, register)
+    check_names(force or [])
+    if dry_run:
+        dry_run_pipeline(overrides, verify, tuple(force or ()))
+        return
+    run_pipeline(overrides, register, verify, tuple(force or ()))
 
 
 @app.command()

@@ -3,31 +3,41 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
-from scenellm.io import atomic_write_json, staged_dir
+from scenellm.io import atomic_write_json
 from scenellm.stages.base import StageResult
-
-
-def publish_output(source: Path, target: Path) -> None:
-    """Expose a stage output at a fixed path (hard links; copies across filesystems); the
-    old folder stays until the new one is in place."""
-    def link(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    with staged_dir(target) as tmp:
-        shutil.copytree(source, tmp, copy_function=link, dirs_exist_ok=True)
+from scenellm.stages.publish import stage_metrics
 
 
 def write_metrics(result: StageResult, path: Path) -> None:
     """Flat numeric metrics of a stage, for ``dvc metrics show``."""
-    flat = {k: v for k, v in result.metrics.items() if isinstance(v, int | float)}
-    atomic_write_json(path, flat)
+    atomic_write_json(path, stage_metrics(result))
+
+
+def write_history(result: StageResult, path: Path) -> None:
+    """A training stage's per-epoch history as ``[{"epoch": i, ...}]`` (``dvc plots``)."""
+    from scenellm.stages.dvc import history_records
+
+    atomic_write_json(path, history_records(result.path) or [])
+
+
+def print_plan(planned, as_json: bool) -> None:
+    """The ``--dry-run`` table: stage, action, fingerprint, why."""
+    if as_json:
+        print(json.dumps([p.to_dict() for p in planned], indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="plan (nothing was run)")
+    for column in ("stage", "action", "fingerprint", "why"):
+        table.add_column(column, overflow="fold")
+    colour = {"reuse": "dim", "compute": "green", "resume": "yellow", "recompute": "red"}
+    for p in planned:
+        table.add_row(p.name, f"[{colour[p.action]}]{p.action}[/]", p.fingerprint[:16],
+                      p.reason)
+    Console().print(table)
 
 
 def print_stage_results(results: dict[str, StageResult], target: str, as_json: bool) -> None:
@@ -38,9 +48,9 @@ def print_stage_results(results: dict[str, StageResult], target: str, as_json: b
                    "computed": 0 if res.reused else res.metrics.get("computed", 1),
                    "reused": units if res.reused else res.metrics.get("reused", 0),
                    "seconds": round(res.seconds, 3), "output": str(res.path),
-                   "fingerprint": res.fingerprint, "metrics": res.metrics,
-                   "stages": {k: {"reused": v.reused, "seconds": round(v.seconds, 3)}
-                              for k, v in results.items()}}
+                   "fingerprint": res.fingerprint, "metrics": res.metrics, "note": res.note,
+                   "stages": {k: {"reused": v.reused, "seconds": round(v.seconds, 3),
+                                  "note": v.note} for k, v in results.items()}}
         print(json.dumps(payload, indent=2, default=str))
         return
     from rich.console import Console
@@ -50,8 +60,8 @@ def print_stage_results(results: dict[str, StageResult], target: str, as_json: b
     for column in ("stage", "status", "seconds", "fingerprint", "output"):
         table.add_column(column)
     for name, res in results.items():
-        table.add_row(name, "reused" if res.reused else "computed", f"{res.seconds:.1f}",
-                      res.fingerprint[:12], str(res.path))
+        status = "reused" if res.reused else (res.note or "computed")
+        table.add_row(name, status, f"{res.seconds:.1f}", res.fingerprint[:12], str(res.path))
     console = Console()
     console.print(table)
     report = results[target].path / "table.txt"

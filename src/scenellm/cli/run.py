@@ -6,6 +6,7 @@ import importlib
 import os
 from pathlib import Path
 
+from scenellm.errors import ServiceError, UserError
 from scenellm.project import Project
 
 
@@ -22,7 +23,38 @@ def prefect_environment(project: Project) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "creating tables" chatter
+    import logging
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
     start_embedded_api(Path(os.environ["PREFECT_HOME"]))
+
+
+class QuietUserErrors:
+    """A logging filter for Prefect's run loggers: drop their reports (tracebacks included)
+    of a :class:`UserError`, which the command prints as its one line."""
+
+    @staticmethod
+    def _names() -> set[str]:
+        found, todo = set(), [UserError]
+        while todo:
+            cls = todo.pop()
+            found.add(cls.__name__)
+            todo.extend(cls.__subclasses__())
+        return found
+
+    def filter(self, record) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UserError):
+            return False
+        message = record.getMessage()
+        return not any(f"{n}(" in message or f"{n}:" in message for n in self._names())
+
+
+def quiet_user_errors() -> None:
+    import logging
+
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logging.getLogger(name).addFilter(QuietUserErrors())
 
 
 def load_flow(project: Project, module: str, name: str):
@@ -44,6 +76,7 @@ def load_flow(project: Project, module: str, name: str):
     if folder not in sys.path:
         sys.path.insert(0, folder)
     flow = getattr(importlib.import_module(module), name)
+    quiet_user_errors()
     mlflow.MlflowClient(project.mlflow_tracking_uri)  # MLflow caches the store per URI
     wait_for_embedded_api()
     return flow
@@ -76,15 +109,91 @@ def print_summary(summary: dict, project: Project) -> None:
     console.print(f"stage dirs under {project.artifacts}")
 
 
-def run_pipeline(overrides: list[str] | None, register: bool) -> dict:
+def run_pipeline(overrides: list[str] | None, register: bool, verify: bool = False,
+                 force: tuple[str, ...] = ()) -> dict:
+    from scenellm.cli.embedded_api import embedded_api
     from scenellm.config.load import load_params
     from scenellm.data.default import ensure_data
+    from scenellm.stages.preflight import preflight
 
     project = Project.discover()
     params = load_params(project.params_dir, overrides)
     prefect_environment(project)  # the API boots while the data is checked and flows import
     ensure_data(project, params.data)
+    preflight(params)
     train = load_flow(project, "train", "train")
-    summary = train(overrides=overrides or [], promote=register)
+    try:
+        summary = train(overrides=overrides or [], promote=register, verify=verify,
+                        force=list(force))
+    except Exception as exc:
+        fault = service_fault(exc, project)
+        if fault is None:
+            raise
+        api = embedded_api()
+        raise ServiceError(f"{fault}; {kept_outputs(project, params)}",
+                           exit_now=api is not None and api.died()) from None
     print_summary(summary, project)
     return summary
+
+
+def _chain(exc: BaseException):
+    while exc is not None:
+        yield exc
+        exc = exc.__cause__ or exc.__context__
+
+
+def service_fault(exc: BaseException, project: Project) -> str | None:
+    """Which service failed under the run, in words, or None for any other error."""
+    import sqlite3
+
+    from scenellm.cli.embedded_api import embedded_api
+
+    api = embedded_api()
+    if api is not None and api.died():
+        return (f"the Prefect API this command started (127.0.0.1:{api.port}) died during "
+                f"the run (see {api.log_path})")
+    for cause in _chain(exc):
+        name = f"{type(cause).__module__}.{type(cause).__name__}"
+        if name.startswith("httpx.") and "Connect" in name:
+            return f"the Prefect API at {project.prefect_api_url or 'its URL'} stopped answering"
+        if isinstance(cause, sqlite3.OperationalError) or (
+                name.startswith("mlflow.") and "connect" in str(cause).lower()):
+            return (f"the MLflow store {project.mlflow_tracking_uri} failed: "
+                    f"{str(cause).splitlines()[0][:160]}")
+    return None
+
+
+def kept_outputs(project: Project, params) -> str:
+    """Which stage outputs are complete now (a re-run reuses them) — the run's work that
+    tracking could not record."""
+    from scenellm.stages.pipeline import resolve_data
+    from scenellm.stages.plan import plan
+
+    try:
+        _, version = resolve_data(params, project)
+        planned = plan("evaluate", params, project, version)
+    except Exception:  # noqa: BLE001  (the report must not fail on top of the fault)
+        return "re-run `scenellm run`: complete stage outputs are reused"
+    done = [p.name for p in planned if p.action == "reuse"]
+    todo = [p.name for p in planned if p.action != "reuse"]
+    return (f"kept stage outputs: {', '.join(done) or 'none'}"
+            + (f" (not finished: {', '.join(todo)})" if todo else "")
+            + "; `scenellm run` reuses them and records the run and the model in MLflow")
+
+
+def dry_run_pipeline(overrides: list[str] | None, verify: bool, force: tuple[str, ...]) -> None:
+    """What ``scenellm run`` would do with these params, per stage; nothing runs."""
+    from scenellm.cli.report import print_plan
+    from scenellm.config.load import load_params
+    from scenellm.errors import UserError
+    from scenellm.stages.pipeline import resolve_data
+    from scenellm.stages.plan import plan
+
+    project = Project.discover()
+    params = load_params(project.params_dir, overrides)
+    root = project.data_root(params.data.root)
+    if not root.exists():
+        raise UserError(f"{root}: no data yet; `scenellm run` would generate the default "
+                        "dataset first (`scenellm data ensure` does only that).")
+    _, version = resolve_data(params, project)
+    print_plan(plan("evaluate", params, project, version, verify, force), as_json=False)

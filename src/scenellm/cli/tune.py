@@ -108,14 +108,19 @@ def _run_flow(
 ) -> dict:
     from scenellm.cli.run import load_flow, prefect_environment
     from scenellm.config.load import apply_overrides, read_params_dir, validate
+    from scenellm.config.names import check_name
     from scenellm.data.default import ensure_data
     from scenellm.search.space import load_search
+    from scenellm.stages.preflight import preflight
 
     # Checked here so that a user error prints one line, before Prefect starts.
+    check_name(study, "study")
     raw = apply_overrides(read_params_dir(params_dir or project.params_dir), overrides or [])
     search_path = search or project.params_dir / "search.yaml"
     load_search(search_path).check(raw, source=str(search_path))
-    ensure_data(project, validate(raw).data)
+    base = validate(raw)
+    ensure_data(project, base.data)
+    preflight(base, "finetune")
     prefect_environment(project)
     flow = load_flow(project, "tune", "tune")
     return flow(

@@ -8,50 +8,64 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from scenellm.config.explain import message
 from scenellm.config.schema import Params
+from scenellm.config.sources import RawParams, parse_value, read_yaml
 from scenellm.errors import UserError
 
 NON_PARAM_FILES = {"search.yaml"}
 
 
-def read_params_dir(params_dir: Path) -> dict[str, Any]:
-    """Merge every ``params/*.yaml`` (except the search space) into one raw dict."""
+def read_params_dir(params_dir: Path) -> RawParams:
+    """Merge every ``params/*.yaml`` (except the search space) into one raw dict, each key
+    remembering its file and line."""
     if not params_dir.is_dir():
         raise UserError(f"{params_dir}: params folder not found; run from the project root.")
-    raw: dict[str, Any] = {}
+    raw = RawParams()
     for path in sorted(params_dir.glob("*.yaml")):
         if path.name in NON_PARAM_FILES:
             continue
-        try:
-            content = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: not valid YAML ({exc.__class__.__name__}).") from exc
+        content, lines = read_yaml(path)
+        if content is None:
+            raise UserError(f"{path}: empty params file; write its sections (e.g. 'vqvae:' "
+                            "and its keys) or delete the file.")
         if not isinstance(content, dict):
             raise UserError(f"{path}: expected a mapping of sections at the top level.")
         for section in content:
             if section in raw:
-                raise UserError(f"{path}: section '{section}' is defined in two params files.")
+                raise UserError(f"{lines.get(str(section), path)}: section '{section}' is "
+                                f"defined in two params files (also {raw.origin(str(section))}).")
         raw.update(content)
+        raw.origins.update(lines)
     return raw
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> dict[str, Any]:
-    """Apply ``section.key=value`` overrides; values are parsed as YAML scalars."""
-    out = copy.deepcopy(raw)
-    items = overrides.items() if isinstance(overrides, dict) else map(_split, overrides)
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> RawParams:
+    """Apply ``section.key=value`` overrides; values are parsed as YAML scalars.
+
+    A list comes from the command line (each key's origin becomes ``--set KEY``); a dict
+    comes from the caller (``search.yaml``, a trial), whose ``validate(source=...)`` names it.
+    """
+    out = RawParams(copy.deepcopy(dict(raw)), origins=getattr(raw, "origins", None))
+    from_cli = not isinstance(overrides, dict)
+    items = map(_split, overrides) if from_cli else overrides.items()
     for key, value in items:
         parts = key.split(".")
-        if len(parts) < 2:
+        if len(parts) < 2 or not all(parts):
             raise UserError(f"--set {key}: use section.key=value, e.g. vqvae.codebook_size=64.")
+        origin = f"--set {key}" if from_cli else None
         node = out
-        for part in parts[:-1]:
+        for n, part in enumerate(parts[:-1], 1):
+            if part not in node:
+                out.origins[".".join(parts[:n])] = origin
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise UserError(f"--set {key}: '{part}' is not a section.")
-        node[parts[-1]] = yaml.safe_load(value) if isinstance(value, str) else value
+        node[parts[-1]] = parse_value(origin or key, value) if isinstance(value, str) else value
+        out.origins = {k: v for k, v in out.origins.items() if not k.startswith(key + ".")}
+        out.origins[key] = origin
     return out
 
 
@@ -63,13 +77,15 @@ def _split(item: str) -> tuple[str, str]:
 
 
 def validate(raw: dict[str, Any], source: str = "params") -> Params:
-    """Validate a raw dict into :class:`Params` with a one-line error naming the field."""
+    """Validate a raw dict into :class:`Params` with a one-line error naming where the bad
+    value came from (``FILE:LINE``, ``--set KEY``, else ``source``), the key and the rule."""
     try:
-        return Params.model_validate(raw)
+        return Params.model_validate(dict(raw))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"{source}: {field}: {err['msg']} (got {err.get('input')!r}).") from exc
+        errors = exc.errors()
+        sourced = raw if isinstance(raw, RawParams) else RawParams(raw)
+        text = message(errors[0], sourced, source, Params, len(errors) - 1)
+        raise UserError(text) from None
 
 
 def load_params(params_dir: Path = Path("params"), overrides: list[str] | None = None) -> Params:

@@ -1,27 +1,62 @@
 """Typed, validated parameters: one pydantic model per ``params/*.yaml`` section.
 
 Every field carries its help text; stages declare which sections they read and receive
-only those (see :mod:`scenellm.stages.base`).
+only those (see :mod:`scenellm.stages.base`). Numbers are finite (no ``.inf``/``.nan``),
+never booleans (``true`` is not 1), integers fit in 32 bits, and the rules that tie two
+sections together are :func:`cross_field_problems`.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+Stage = Literal["prepare", "features", "vqvae", "finetune", "evaluate"]  # pipeline order
+STAGE_NAMES: tuple[str, ...] = get_args(Stage)
+INT_MAX = 2**31 - 1
+
+
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("bool_as_number", "expected a number, not true/false")
+    return value
+
+
+def _matches(pattern: str, expected: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise PydanticCustomError("format", expected)
+        return value
+
+    return AfterValidator(check)
+
+
+_Number = BeforeValidator(_not_bool)
+Int = Annotated[int, _Number, Field(ge=-INT_MAX, le=INT_MAX)]
+PositiveInt = Annotated[int, _Number, Field(gt=0, le=INT_MAX)]
+Seed = Annotated[int, _Number, Field(ge=0, le=2**32 - 1)]
+Float = Annotated[float, _Number]
+PositiveFloat = Annotated[float, _Number, Field(gt=0)]
+Device = Annotated[str, _matches(r"auto|cpu|cuda(:[0-9]+)?", "expected auto, cpu, cuda or cuda:N")]
+Cron = Annotated[str, _matches(r"\S+( +\S+){4}", "expected five cron fields, e.g. '0 3 * * 1'")]
+NonEmpty = Annotated[str, Field(min_length=1)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataParams(Section):
-    root: str = Field("data", description="Action Genome root (annotations/ and frames/).")
-    synth_seed: int = Field(0, description="Seed of the embedded synthetic dataset.")
+    root: NonEmpty = Field("data", description="Action Genome root (annotations/ and frames/); "
+                                                "only the default 'data' is ever generated.")
+    synth_seed: Seed = Field(0, description="Seed of the embedded synthetic dataset.")
     synth_videos: PositiveInt = Field(100, description="Videos in the synthetic dataset.")
     synth_frames: PositiveInt = Field(16, description="Frames per synthetic video.")
-    synth_width: PositiveInt = Field(160, description="Synthetic frame width in pixels.")
-    synth_height: PositiveInt = Field(120, description="Synthetic frame height in pixels.")
+    synth_width: PositiveInt = Field(160, ge=32, description="Synthetic frame width in pixels.")
+    synth_height: PositiveInt = Field(120, ge=32, description="Synthetic frame height in pixels.")
 
 
 class PrepareParams(Section):
@@ -36,11 +71,11 @@ class DetectorParams(Section):
     checkpoint: str | None = Field(None, description="Local checkpoint for 'resnet'.")
     feature_dim: PositiveInt = Field(256, description="Object / union feature size.")
     roi_size: PositiveInt = Field(7, description="RoIAlign output size.")
-    epochs: int = Field(2, ge=0, description="Epochs of crop classification training.")
+    epochs: Int = Field(2, ge=0, description="Epochs of crop classification training.")
     lr: PositiveFloat = Field(1e-3, description="Learning rate of the detector head training.")
     batch_size: PositiveInt = Field(16, description="Frames per batch.")
-    device: str = Field("auto", description="auto | cpu | cuda.")
-    seed: int = Field(0, description="Seed of detector training.")
+    device: Device = Field("auto", description="auto | cpu | cuda | cuda:N.")
+    seed: Seed = Field(0, description="Seed of detector training.")
 
 
 class VQVAEParams(Section):
@@ -48,15 +83,15 @@ class VQVAEParams(Section):
     code_dim: PositiveInt = Field(64, description="D, code vector size.")
     hidden_dim: PositiveInt = Field(256, description="Encoder / decoder hidden size.")
     beta: PositiveFloat = Field(0.25, description="Commitment weight β.")
-    decay: float = Field(0.99, gt=0, lt=1, description="EMA decay of the codebook.")
-    dead_threshold: float = Field(1.0, ge=0, description="EMA count below which a code restarts.")
+    decay: Float = Field(0.99, gt=0, lt=1, description="EMA decay of the codebook.")
+    dead_threshold: Float = Field(1.0, ge=0, description="EMA count below which a code restarts.")
     kmeans_init: bool = Field(True, description="Initialise codes by k-means on a first batch.")
     epochs: PositiveInt = Field(30, description="Maximum epochs.")
     patience: PositiveInt = Field(5, description="Early stopping patience (epochs).")
     lr: PositiveFloat = Field(3e-4, description="AdamW learning rate.")
     batch_size: PositiveInt = Field(256, description="Object features per batch.")
-    holdout: float = Field(0.1, gt=0, lt=1, description="Share of features held out.")
-    seed: int = Field(0, description="Training seed.")
+    holdout: Float = Field(0.1, gt=0, lt=1, description="Share of features held out.")
+    seed: Seed = Field(0, description="Training seed.")
 
 
 class ModelParams(Section):
@@ -65,18 +100,18 @@ class ModelParams(Section):
     d_model: PositiveInt = Field(128, description="Width of SIA and the predictor.")
     sia_groups: PositiveInt = Field(3, description="Groups of the SIA clustering tree.")
     decoder_layers: PositiveInt = Field(1, description="Predictor decoder layers.")
-    gate_alpha: float = Field(0.5, ge=0, le=1, description="Gated fusion weight α.")
+    gate_alpha: Float = Field(0.5, ge=0, le=1, description="Gated fusion weight α.")
 
 
 class OTParams(Section):
     num_scene_tokens: PositiveInt = Field(32, description="M scene words C⁺ (M < K).")
     epsilon: PositiveFloat = Field(0.05, description="Entropic regularisation ε.")
     max_iter: PositiveInt = Field(100, description="Sinkhorn iterations.")
-    tol: float = Field(1e-6, ge=0, description="Sinkhorn marginal tolerance.")
+    tol: Float = Field(1e-6, ge=0, description="Sinkhorn marginal tolerance.")
 
 
 class LLMParams(Section):
-    path: str | None = Field(None, description="Local HF model dir; None = packaged MiniLM.")
+    path: NonEmpty | None = Field(None, description="Local HF model dir; None = packaged MiniLM.")
     mode: Literal["lora", "full", "frozen", "none"] = Field("lora", description="Adaptation.")
     prompt: str | None = Field("Scene:", description="Short text prompt before scene tokens.")
 
@@ -84,42 +119,44 @@ class LLMParams(Section):
 class LoRAParams(Section):
     rank: PositiveInt = Field(8, description="LoRA rank r.")
     alpha: PositiveFloat = Field(16.0, description="LoRA scaling α.")
-    dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
-    target_modules: list[str] | None = Field(None, description="None = per-architecture default.")
+    dropout: Float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    target_modules: list[NonEmpty] | None = Field(
+        None, min_length=1, description="None = per-architecture default.")
 
 
 class FinetuneParams(Section):
-    phase_b_epochs: int = Field(6, ge=0, description="Epochs with VQ-VAE and LLM frozen.")
-    phase_c_epochs: int = Field(4, ge=0, description="Epochs of LoRA fine-tuning.")
+    phase_b_epochs: Int = Field(6, ge=0, description="Epochs with VQ-VAE and LLM frozen.")
+    phase_c_epochs: Int = Field(4, ge=0, description="Epochs of LoRA fine-tuning.")
     lr: PositiveFloat = Field(1e-3, description="AdamW lr of heads (paper 1e-5 at LLaMA scale).")
     lora_lr: PositiveFloat = Field(5e-4, description="AdamW lr of LoRA adapters.")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
+    weight_decay: Float = Field(0.01, ge=0, description="AdamW weight decay.")
     grad_clip: PositiveFloat = Field(1.0, description="Gradient norm clip.")
     batch_videos: PositiveInt = Field(4, description="Videos per batch.")
-    val_fraction: float = Field(0.2, gt=0, lt=1, description="Train videos held out for validation.")
-    device: str = Field("auto", description="auto | cpu | cuda.")
+    val_fraction: Float = Field(0.2, gt=0, lt=1, description="Train videos held out for validation.")
+    device: Device = Field("auto", description="auto | cpu | cuda | cuda:N.")
     mixed_precision: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU).")
-    seed: int = Field(0, description="Training seed.")
+    seed: Seed = Field(0, description="Training seed.")
 
 
 class EvaluateParams(Section):
-    modes: list[Literal["predcls", "sgcls"]] = Field(["predcls", "sgcls"], description="Modes.")
-    iou_threshold: float = Field(0.5, gt=0, le=1, description="Box IoU threshold.")
-    semi_threshold: float = Field(0.9, gt=0, lt=1, description="Score threshold of 'semi'.")
+    modes: list[Literal["predcls", "sgcls"]] = Field(
+        ["predcls", "sgcls"], min_length=1, max_length=2, description="Modes (each once).")
+    iou_threshold: Float = Field(0.5, gt=0, le=1, description="Box IoU threshold.")
+    semi_threshold: Float = Field(0.9, gt=0, lt=1, description="Score threshold of 'semi'.")
 
 
 class OrchestrationParams(Section):
-    retries: int = Field(1, ge=0, description="Task retries for transient failures.")
-    retry_delay_seconds: float = Field(5.0, ge=0, description="First retry delay (backs off).")
-    timeout_seconds: dict[str, float] = Field(
+    retries: Int = Field(1, ge=0, description="Task retries for transient failures.")
+    retry_delay_seconds: Float = Field(5.0, ge=0, description="First retry delay (backs off).")
+    timeout_seconds: dict[Stage, PositiveFloat] = Field(
         default_factory=lambda: {"prepare": 600, "features": 1800, "vqvae": 1800,
                                  "finetune": 7200, "evaluate": 1800},
         description="Per-stage timeout.",
     )
-    gpu_pool: str | None = Field(None, description="Work pool running GPU stages; None = local.")
-    gpu_stages: list[str] = Field(["features", "vqvae", "finetune"], description="Routed stages.")
-    experiment: str = Field("scenellm", description="MLflow experiment name.")
-    retrain_cron: str = Field("0 3 * * 1", description="Schedule of `scenellm serve` (cron).")
+    gpu_pool: NonEmpty | None = Field(None, description="Work pool running GPU stages; None = local.")
+    gpu_stages: list[Stage] = Field(["features", "vqvae", "finetune"], description="Routed stages.")
+    experiment: NonEmpty = Field("scenellm", description="MLflow experiment name.")
+    retrain_cron: Cron = Field("0 3 * * 1", description="Schedule of `scenellm serve` (cron).")
 
 
 class Params(Section):
@@ -134,3 +171,23 @@ class Params(Section):
     finetune: FinetuneParams = FinetuneParams()
     evaluate: EvaluateParams = EvaluateParams()
     orchestration: OrchestrationParams = OrchestrationParams()
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> Params:
+        for keys, rule in cross_field_problems(self):
+            raise PydanticCustomError("cross_field", "{rule}", {"rule": rule, "keys": keys})
+        return self
+
+
+def cross_field_problems(p: Params) -> list[tuple[tuple[str, ...], str]]:
+    """Rules that tie fields of two sections: ``(keys involved, the rule broken)``."""
+    problems = []
+    if p.model.temporal == "ot" and p.ot.num_scene_tokens >= p.vqvae.codebook_size:
+        problems.append((("ot.num_scene_tokens", "vqvae.codebook_size"),
+                         f"ot.num_scene_tokens ({p.ot.num_scene_tokens}) must be smaller than "
+                         f"vqvae.codebook_size ({p.vqvae.codebook_size}): OT maps the K codes "
+                         "onto M < K scene words"))
+    if len(set(p.evaluate.modes)) != len(p.evaluate.modes):
+        problems.append((("evaluate.modes",), f"evaluate.modes {p.evaluate.modes} lists a "
+                                              "mode twice"))
+    return problems

@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from scenellm.data import ag_entries as entries
 from scenellm.data import vocab
+from scenellm.data.frame_files import check_frames, check_links
+from scenellm.data.frame_keys import check_frame_list, check_key, read_text
 from scenellm.data.unpickle import load_pickle
 from scenellm.errors import DataError
 
@@ -80,91 +81,92 @@ class ActionGenome:
 
 
 def read_class_file(path: Path, expected: tuple[str, ...], canonical) -> list[str]:
-    if not path.exists():
+    if not path.is_file():
         raise DataError(f"{path}: file not found; expected the Action Genome layout.")
-    names = [canonical(line.strip()) for line in path.read_text().splitlines() if line.strip()]
+    names = [canonical(line.strip()) for line in read_text(path).splitlines() if line.strip()]
     if tuple(names) != expected:
         raise DataError(f"{path}: expected the {len(expected)} Action Genome names in AG order, "
                         f"found {len(names)} lines that differ.")
     return names
 
 
-def _labels(obj: dict, kind: str, key: str) -> tuple[int, ...]:
-    names = obj.get(f"{kind}_relationship")
-    if not isinstance(names, list | tuple):
-        raise DataError(f"{key}: visible object '{obj.get('class')}' has no "
-                        f"{kind}_relationship list.")
-    table = vocab.KINDS[kind]
-    try:
-        return tuple(table.index(n) for n in names)
-    except ValueError as exc:
-        raise DataError(f"{key}: unknown {kind} predicate in {names!r}.") from exc
+def _object(obj: dict, index: int, key: str, size: tuple[int, int], source: str
+            ) -> ObjectAnnotation:
+    name = entries.object_class(obj, key, source)
+    return ObjectAnnotation(index, vocab.object_id(name),
+                            entries.object_box(obj, key, size, source),
+                            *(entries.labels(obj, kind, key, source) for kind in vocab.KINDS))
 
 
-def _object(obj: dict, index: int, key: str) -> ObjectAnnotation:
-    if not isinstance(obj, dict) or "class" not in obj:
-        raise DataError(f"{key}: object entry is not a dict with a 'class' field.")
-    if obj["class"] not in vocab.OBJECT_CLASSES[1:]:
-        raise DataError(f"{key}: unknown object class {obj['class']!r}.")
-    box = obj.get("bbox")
-    if box is None or len(box) != 4:
-        raise DataError(f"{key}: visible object '{obj['class']}' has no (x, y, w, h) bbox.")
-    x, y, w, h = (float(v) for v in box)
-    return ObjectAnnotation(index, vocab.object_id(obj["class"]), (x, y, x + w, y + h),
-                            _labels(obj, "attention", key), _labels(obj, "spatial", key),
-                            _labels(obj, "contacting", key))
+def _frame(key: str, person: dict, objects: list[dict], ann: Path) -> FrameAnnotation:
+    """A frame's person boxes and visible objects, each entry checked; exact duplicates
+    (same class and box twice) are refused."""
+    boxes, size = entries.person_boxes(person, key, str(ann / entries.PERSON))
+    source = str(ann / entries.OBJECTS)
+    visible = [o for o in objects if o["visible"]]
+    objs = tuple(_object(o, i + 1, key, size, source) for i, o in enumerate(visible))
+    seen = set()
+    for o in objs:
+        if (o.class_id, o.box) in seen:
+            raise entries.fail(source, key, f"object {o.class_name!r} with box {o.box} appears "
+                                            "twice; remove the duplicate")
+        seen.add((o.class_id, o.box))
+    return FrameAnnotation(key, boxes, size, objs)
 
 
-def _person_box(entry: dict, key: str) -> np.ndarray:
-    if not isinstance(entry, dict) or "bbox" not in entry:
-        raise DataError(f"person_bbox.pkl: {key}: entry has no 'bbox' field.")
-    bbox = np.asarray(entry["bbox"], dtype=np.float64)
-    if bbox.ndim != 2 or bbox.shape[1] != 4:
-        raise DataError(f"person_bbox.pkl: {key}: bbox should be a (k, 4) array, "
-                        f"got shape {bbox.shape}.")
-    return bbox
+def _read_pickles(ann: Path) -> tuple[dict, dict]:
+    """Both pickles: dicts over the same normal frame keys (a one-line error otherwise)."""
+    person = load_pickle(ann / entries.PERSON)
+    objects = load_pickle(ann / entries.OBJECTS)
+    for name, value in ((entries.PERSON, person), (entries.OBJECTS, objects)):
+        if not isinstance(value, dict):
+            raise DataError(f"{ann / name}: must hold a dict keyed by 'VID.mp4/FRAME.png', got "
+                            f"a {type(value).__name__}.")
+        for key in value:
+            check_key(key, str(ann / name))
+    missing = next((k for k in person if k not in objects), None)
+    if missing is not None:
+        raise DataError(f"{ann / entries.OBJECTS}: no objects for frame {missing!r} of "
+                        f"{entries.PERSON}; both pickles must annotate the same frames.")
+    extra = next((k for k in objects if k not in person), None)
+    if extra is not None:
+        raise DataError(f"{ann / entries.OBJECTS}: frame {extra!r} is not in {entries.PERSON}; "
+                        "both pickles must annotate the same frames.")
+    return person, objects
 
 
 def load_action_genome(root: Path, min_frames: int = 3) -> ActionGenome:
-    """Load and filter an AG directory exactly as STTran's ``AG`` dataset does."""
+    """Load, check and filter an AG directory exactly as STTran's ``AG`` dataset does.
+
+    Before filtering: no link leaves the root, the class files and ``frame_list.txt`` are
+    the AG ones, every pickle entry has its documented shape. After: every kept frame is an
+    image of its ``bbox_size`` inside the root (:mod:`scenellm.data.frame_files`).
+    """
     ann = root / "annotations"
+    if not root.is_dir():
+        raise DataError(f"{root}: data root not found; point data.root at an Action Genome "
+                        "directory (annotations/, frames/).")
     if not ann.is_dir():
         raise DataError(f"{root}: no annotations/ folder; expected the Action Genome layout.")
+    check_links(root)
     read_class_file(ann / "object_classes.txt", vocab.OBJECT_CLASSES,
                     vocab.canonical_object_name)
     read_class_file(ann / "relationship_classes.txt", vocab.PREDICATES,
                     vocab.canonical_predicate_name)
-    person = load_pickle(ann / "person_bbox.pkl")
-    objects = load_pickle(ann / "object_bbox_and_relationship.pkl")
-    if not isinstance(person, dict) or not isinstance(objects, dict):
-        raise DataError(f"{ann}: both pickles must hold a dict keyed by 'VID.mp4/FRAME.png'.")
+    person, objects = _read_pickles(ann)
+    check_frame_list(ann / "frame_list.txt", person)
 
-    grouped: dict[str, dict[str, list[str]]] = {s: {} for s in SPLITS}
+    grouped: dict[str, dict[str, list[FrameAnnotation]]] = {s: {} for s in SPLITS}
     for key in person:
-        entries = objects.get(key)
-        if not entries:
-            raise DataError(f"object_bbox_and_relationship.pkl: no objects for frame {key!r}.")
-        split = (entries[0].get("metadata") or {}).get("set")
-        if split not in SPLITS:
-            raise DataError(f"{key}: metadata.set is {split!r}, expected 'train' or 'test'.")
-        if any(e.get("visible") for e in entries):
-            grouped[split].setdefault(key.split("/")[0], []).append(key)
+        frame_objects = entries.frame_objects(objects[key], key, str(ann / entries.OBJECTS))
+        frame = _frame(key, person[key], frame_objects, ann)
+        split = frame_objects[0]["metadata"]["set"]
+        if any(o["visible"] for o in frame_objects) and frame.person_boxes:
+            grouped[split].setdefault(frame.video_id, []).append(frame)
 
     dataset = ActionGenome(root)
     for split, videos in grouped.items():
-        kept_videos: dict[str, list[FrameAnnotation]] = {}
-        for video, keys in videos.items():
-            frames = []
-            for key in keys:
-                bbox = _person_box(person[key], key)
-                if bbox.shape[0] == 0:
-                    continue
-                visible = [e for e in objects[key] if e.get("visible")]
-                objs = tuple(_object(o, i + 1, key) for i, o in enumerate(visible))
-                size = tuple(int(v) for v in person[key].get("bbox_size", (0, 0)))
-                boxes = tuple(tuple(float(v) for v in row) for row in bbox)
-                frames.append(FrameAnnotation(key, boxes, size, objs))
-            if len(frames) >= min_frames:
-                kept_videos[video] = frames
-        dataset.videos[split] = kept_videos
+        dataset.videos[split] = {v: f for v, f in videos.items() if len(f) >= min_frames}
+    check_frames(root, ((f.key, f.size) for v in dataset.videos.values()
+                        for frames in v.values() for f in frames))
     return dataset

@@ -3,7 +3,11 @@
 Each expectation states one fact the later stages rely on; its ``description`` is the
 one-line sentence a failure report shows. The suites follow STTran's Action Genome loader:
 one person box per kept frame, boxes in xyxy pixels inside the frame, object class ids
-2..36 (``vocab.STTRAN_OBJECT_CLASSES``), predicate ids indexing ``vocab.PREDICATES``.
+2..36 (``vocab.STTRAN_OBJECT_CLASSES``), predicate ids indexing ``vocab.PREDICATES``. Frame
+keys and video ids follow :mod:`scenellm.data.frame_keys`, and no object appears twice in a
+frame. (The loader has already refused keys that escape the root, frames that are missing,
+unreadable or of another size, and boxes far outside their frame; these rules are its
+second line, on the tables every later stage reads.)
 
 Label counts per object: STTran trains attention with a cross-entropy on one label per
 object (``attention_gt`` squeezed to a scalar), so ``n_attention`` must be exactly 1. Spatial
@@ -27,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 from scenellm.data import vocab
 from scenellm.data.ag import SPLITS
+from scenellm.data.ag_entries import MAX_SIDE
+from scenellm.data.frame_keys import KEY_PATTERN, VIDEO_PATTERN
 from scenellm.data.tables import FRAME_COLUMNS, OBJECT_COLUMNS, RELATION_COLUMNS
 
 if TYPE_CHECKING:
@@ -127,6 +133,21 @@ def _frames(gxe: Any) -> list:
         gxe.ExpectColumnValuesToBeUnique(
             column="frame_key", description="one person box per kept frame (frame_key unique)"
         ),
+        gxe.ExpectColumnValuesToMatchRegex(
+            column="frame_key", regex=KEY_PATTERN,
+            description="frame_key is a normal VIDEO/FRAME.png key (no '..', '.', spaces)",
+        ),
+        gxe.ExpectColumnValuesToMatchRegex(
+            column="video_id", regex=VIDEO_PATTERN,
+            description="video_id is letters, digits, '.', '_' or '-' (no spaces)",
+        ),
+        *[
+            gxe.ExpectColumnValuesToBeBetween(
+                column=c, min_value=1, max_value=MAX_SIDE,
+                description=f"frame {c} is 1..{MAX_SIDE} pixels",
+            )
+            for c in ("width", "height")
+        ],
         gxe.ExpectColumnValuesToBeInSet(
             column="split", value_set=list(SPLITS), description="split is train or test"
         ),
@@ -154,6 +175,10 @@ def _objects(gxe: Any) -> list:
         gxe.ExpectCompoundColumnsToBeUnique(
             column_list=["frame_key", "object_idx"],
             description="one row per (frame_key, object_idx)",
+        ),
+        gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=["frame_key", "class_name", "x1", "y1", "x2", "y2"],
+            description="no object twice in a frame (same class and box)",
         ),
         gxe.ExpectColumnValuesToBeBetween(
             column="object_idx", min_value=1, description="object_idx counts from 1"

@@ -78,6 +78,17 @@ class ValidationReport:
             lines.append(f"Data Docs: {self.data_docs}")
         return "\n".join(lines)
 
+    def headline(self) -> str:
+        """One line for an error message: how many rules failed, the first rule and row."""
+        if self.success:
+            return f"all {self.evaluated} data expectations passed"
+        first = self.failures[0]
+        where = ""
+        if first.examples and "frame_key" in first.examples[0]:
+            where = f" (frame {first.examples[0]['frame_key']!r})"
+        return (f"{len(self.failures)} of {self.evaluated} data expectations failed, first "
+                f"[{first.table}] {first.description}{where}")
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["data_docs"] = None if self.data_docs is None else str(self.data_docs)

@@ -17,6 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from scenellm.config.names import check_name, path_under
 from scenellm.errors import UserError
 from scenellm.project import Project
 from scenellm.search.objective import RUN_ID
@@ -27,6 +28,7 @@ from scenellm.search.study import BASE, METRIC, PARENT
 
 
 def load_study(project: Project, name: str, storage: str | None = None) -> optuna.Study:
+    check_name(name, "study")
     target = resolve_target(storage, project)
     backend = open_storage(target, Heartbeat())
     try:
@@ -177,7 +179,7 @@ def study_report(
 
     study = load_study(project, name, storage)
     report = build_report(study, resolve_target(storage, project))
-    out = out_dir or project.home / "studies" / name / "report"
+    out = out_dir or path_under(project.home, "studies", check_name(name, "study"), "report")
     files = write_report(report, study, out)
     report["files"] = [str(p) for p in files]
     parent = study.user_attrs.get(PARENT)

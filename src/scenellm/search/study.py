@@ -24,6 +24,7 @@ from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from scenellm.config.load import apply_overrides, read_params_dir, validate
+from scenellm.config.names import check_name
 from scenellm.config.schema import Params
 from scenellm.errors import UserError
 from scenellm.project import Project
@@ -49,6 +50,9 @@ class TuneRequest:
     overrides: tuple[str, ...] = ()
     worker_index: int = 0
     flow_run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        check_name(self.study, "study")  # it names folders under the project's store
 
     @property
     def search_path(self) -> Path:

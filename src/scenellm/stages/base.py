@@ -1,24 +1,32 @@
-"""The stage framework: fingerprints, atomic outputs, reuse, locking.
+"""The stage framework: fingerprints, atomic outputs, verified reuse, locking.
 
 A stage is a pure function of its inputs. Its **fingerprint** is
 
     sha256(json{stage, data_version, params of the sections it reads,
-                upstream fingerprints, sha256 of its code files})
+                upstream fingerprints, code hash})
 
-and its output lives in ``<artifacts>/stages/<name>/<fingerprint[:16]>/``. The stage body
-writes into ``<fingerprint[:16]>.partial/`` (kept across kills so long stages can resume)
-and the runner renames it into place only after writing ``_SUCCESS.json``; a directory
-without that marker is never reused. A file lock per fingerprint makes concurrent workers
-(threads, processes, study trials) compute each output once.
+where the code hash covers the transitive closure of the ``scenellm`` modules the stage's
+module imports, plus declared non-Python files (:mod:`scenellm.stages.code`). The output
+lives in ``<artifacts>/stages/<name>/<fingerprint[:16]>/``. The stage body writes into
+``<fingerprint[:16]>.partial/``; the runner writes ``_SUCCESS.json`` (the record, with the
+output's content manifest, :mod:`scenellm.stages.manifest`) and then publishes the folder
+in one rename. A folder without that record is never reused; one whose files no longer
+match their manifest is recomputed, never consumed. A file lock per fingerprint makes
+concurrent workers (threads, processes, study trials) compute each output once.
+
+Failure and kills: a resumable stage (``resumable=True``: features, vqvae, finetune) keeps
+its ``.partial`` so the next run resumes it; any other stage's ``.partial`` is removed when
+the body fails, and under the lock before the next attempt. ``killpoint`` marks the places
+the crash-safety harness kills the process.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,21 +36,31 @@ from typing import Any
 from scenellm import io
 from scenellm.config.load import params_hash, section_digest
 from scenellm.config.schema import Params
+from scenellm.errors import UserError
+from scenellm.faults import killpoint
 from scenellm.project import Project
+from scenellm.stages import manifest
+from scenellm.stages.code import code_hash
 
 SUCCESS = "_SUCCESS.json"
-PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """What a stage reads: params sections, upstream stages and its code files."""
+    """What a stage reads: params sections, upstream stages, non-Python files (``extra``,
+    relative to the package folder); its code is what its module imports."""
 
     name: str
     sections: tuple[str, ...]
     upstream: tuple[str, ...] = ()
-    code: tuple[str, ...] = ()  # paths relative to src/scenellm (files or folders)
+    extra: tuple[str, ...] = ()
     reads_data: bool = True
+    resumable: bool = False
+    module: str | None = None  # entry module of the code closure; default the stage's own
+
+    @property
+    def entry(self) -> str:
+        return self.module or f"scenellm.stages.{self.name}"
 
 
 @dataclass
@@ -54,6 +72,7 @@ class StageResult:
     seconds: float
     output_hash: str
     metrics: dict[str, Any] = field(default_factory=dict)
+    note: str = ""  # why it was computed: "", "resumed", "recomputed: <what differed>"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -87,27 +106,28 @@ def tree_hash(root: Path, exclude: tuple[str, ...] = (SUCCESS,)) -> str:
     return io.tree_hash(root, exclude)
 
 
-def code_hash(paths: tuple[str, ...]) -> str:
-    digest = hashlib.sha256()
-    for rel in sorted(paths):
-        target = PACKAGE_ROOT / rel
-        files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
-        for path in files:
-            digest.update(path.relative_to(PACKAGE_ROOT).as_posix().encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def fingerprint(spec: StageSpec, params: Params, data_version: str,
-                upstream: dict[str, str]) -> str:
-    payload = {
+def fingerprint_inputs(spec: StageSpec, params: Params, data_version: str,
+                       upstream: dict[str, str]) -> dict[str, Any]:
+    """Everything the fingerprint covers, by name (what ``--dry-run`` compares)."""
+    return {
         "stage": spec.name,
         "data_version": data_version if spec.reads_data else None,
         "params": section_digest(params, spec.sections),
         "upstream": {name: upstream[name] for name in spec.upstream},
-        "code": code_hash(spec.code),
+        "code": code_hash(spec.entry, spec.extra),
     }
-    return params_hash(payload)
+
+
+def fingerprint(spec: StageSpec, params: Params, data_version: str,
+                upstream: dict[str, str]) -> str:
+    return params_hash(fingerprint_inputs(spec, params, data_version, upstream))
+
+
+def read_record(final: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((final / SUCCESS).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
 def load_result(spec: StageSpec, final: Path, seconds: float = 0.0) -> StageResult:
@@ -116,14 +136,47 @@ def load_result(spec: StageSpec, final: Path, seconds: float = 0.0) -> StageResu
                        record["output_hash"], record.get("metrics", {}))
 
 
+def intact(final: Path, full: bool = False, refresh: bool = True) -> str | None:
+    """None when ``final`` holds a complete output whose files match its manifest, else
+    why not. A full hash that confirms the content refreshes the fast-path stat."""
+    record = read_record(final)
+    if record is None:
+        return "no complete output"
+    problem, hashed = manifest.check(final, record.get("manifest"), SUCCESS, full)
+    if problem is None and hashed and refresh:
+        record["manifest"] = manifest.refresh_stat(final, record["manifest"])
+        io.atomic_write_json(final / SUCCESS, record)
+    return problem
+
+
+def _clear(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def remove_stale_partials(stage_dir: Path, keep: str) -> None:
+    """Remove the ``.partial`` folders of other fingerprints of a non-resumable stage whose
+    lock nobody holds (their process died)."""
+    from filelock import FileLock, Timeout
+
+    for partial in stage_dir.glob("*.partial"):
+        prefix = partial.name.removesuffix(".partial")
+        if prefix == keep:
+            continue
+        try:
+            with FileLock(str(stage_dir / f"{prefix}.lock"), timeout=0):
+                _clear(partial)
+        except Timeout:
+            continue
+
+
 def run_stage(spec: StageSpec, body: StageBody, params: Params, project: Project,
               data_root: Path, data_version: str, inputs: dict[str, StageResult],
               log_metrics: Callable[[dict[str, float], int | None], None] | None = None,
-              verify: Callable[[Path], bool] | None = None) -> StageResult:
-    """Reuse the stage's complete output or compute it atomically under a lock.
+              verify: bool = False, force: bool = False) -> StageResult:
+    """Reuse the stage's intact output, or compute it atomically under a lock.
 
-    ``verify(path)`` (optional, cheap) re-checks a complete output before reuse; when it
-    fails the output is reopened as the partial folder so the body repairs only what broke.
+    ``verify`` hashes every file of a reused output (default: only files whose size,
+    mtime, ctime or inode changed); ``force`` recomputes even an intact output.
     """
     from filelock import FileLock
 
@@ -131,34 +184,57 @@ def run_stage(spec: StageSpec, body: StageBody, params: Params, project: Project
     fp = fingerprint(spec, params, data_version, {k: v.fingerprint for k, v in inputs.items()})
     stage_dir = project.stage_dir(spec.name)
     final = stage_dir / fp[:16]
-    if (final / SUCCESS).exists() and (verify is None or verify(final)):
+    if not force and (final / SUCCESS).exists() and intact(final, verify) is None:
         return load_result(spec, final, time.perf_counter() - start)
     stage_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(stage_dir / f"{fp[:16]}.lock")):
+        io.recover_dir(final)
         work = stage_dir / f"{fp[:16]}.partial"
+        if not spec.resumable:
+            remove_stale_partials(stage_dir, keep=fp[:16])
+            _clear(work)
+        note = "resumed" if work.exists() else ""
+        if work.exists():
+            io.remove_temps(work)  # half-written files of the killed run
         if (final / SUCCESS).exists():
-            if verify is None or verify(final):  # another worker finished it meanwhile
+            problem = "forced" if force else intact(final, verify)
+            if problem is None:  # another worker finished it meanwhile
                 return load_result(spec, final, time.perf_counter() - start)
+            note = f"recomputed: {problem}"
+            print(f"scenellm: {spec.name} output {final.name}: {problem}; recomputing it",
+                  file=sys.stderr)
+            record = read_record(final) or {}
             (final / SUCCESS).unlink()
-            shutil.rmtree(work, ignore_errors=True)
-            os.rename(final, work)
+            _clear(work)
+            if spec.resumable:  # the body rebuilds what broke (features: only bad shards)
+                manifest.prune(final, None if force else record.get("manifest"), SUCCESS)
+                os.rename(final, work)
+        _clear(final)  # an incomplete leftover
         work.mkdir(exist_ok=True)
         ctx = StageContext(spec, params, project, data_root, data_version, inputs, work, fp,
                            log_metrics or (lambda m, step=None: None))
-        metrics = body(ctx) or {}
+        try:
+            metrics = body(ctx) or {}
+        except UserError:  # bad data or params: nothing of this run can be resumed
+            _clear(work)
+            raise
+        except BaseException:
+            if not spec.resumable:
+                _clear(work)
+            raise
+        killpoint("stage.body_done")
+        content = manifest.build(work, SUCCESS)
         output_hash = tree_hash(work)
         record = {"stage": spec.name, "fingerprint": fp, "output_hash": output_hash,
                   "data_version": data_version, "upstream": {k: v.fingerprint
                                                              for k, v in inputs.items()},
-                  "params": section_digest(params, spec.sections), "metrics": metrics,
+                  "params": section_digest(params, spec.sections),
+                  "code": code_hash(spec.entry, spec.extra), "metrics": metrics,
                   "seconds": time.perf_counter() - start,
-                  "computed_by": {"host": socket.gethostname(), "pid": os.getpid()}}
+                  "computed_by": {"host": socket.gethostname(), "pid": os.getpid()},
+                  "manifest": content}
         io.atomic_write_json(work / SUCCESS, record)
-        io.publish_dir(work, final)  # an incomplete leftover at final is replaced
+        killpoint("stage.record_written")
+        io.publish_dir(work, final)
     return StageResult(spec.name, fp, final, False, time.perf_counter() - start, output_hash,
-                       metrics)
-
-
-def discard_partial(ctx: StageContext) -> None:
-    """Remove everything a failed non-resumable stage wrote."""
-    shutil.rmtree(ctx.workdir, ignore_errors=True)
+                       metrics, note)

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from scenellm.faults import killpoint
 from scenellm.io import recover_dir, staged_dir
 
 
@@ -27,6 +28,7 @@ class EpochCheckpoint:
             save_file({k: v.contiguous() for k, v in model.state_dict().items()},
                       tmp / "model.safetensors")
             torch.save({"optimizer": optimizer.state_dict(), "state": state}, tmp / "train.pt")
+            killpoint("checkpoint.written")
 
     def restore(self, model, optimizer) -> dict[str, Any] | None:
         import torch

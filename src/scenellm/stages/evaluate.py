@@ -17,8 +17,6 @@ SPEC = StageSpec(
     name="evaluate",
     sections=("evaluate",),
     upstream=("prepare", "features", "finetune"),
-    code=("evaluation", "stages/evaluate.py", "model", "features/store.py",
-          "features/shard.py", "data/tables.py", "data/vocab.py", "device.py"),
 )
 PRIMARY = PRIMARY_METRIC
 

@@ -14,14 +14,15 @@ import os
 import time
 from pathlib import Path
 
+from scenellm.faults import killpoint
+from scenellm.io import atomic_write_bytes, atomic_write_text
 from scenellm.stages.base import StageContext, StageSpec
 
 SPEC = StageSpec(
     name="features",
     sections=("detector",),
     upstream=("prepare",),
-    code=("features", "stages/features.py", "data/tables.py", "data/vocab.py", "device.py",
-          "io.py"),
+    resumable=True,
 )
 JOURNAL = "journal.jsonl"
 DETECTOR = "detector.safetensors"
@@ -59,7 +60,7 @@ def append_journal(workdir: Path, video_id: str, entry: dict) -> None:
 def build_detector(ctx: StageContext, frames, objects, device):
     """The configured backbone; ``small_cnn`` is trained here on train-split crops."""
     import torch
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file, save
 
     from scenellm.features.backbone import build_backbone
     from scenellm.features.frames import crop_batch_source
@@ -82,10 +83,9 @@ def build_detector(ctx: StageContext, frames, objects, device):
 
     torch.manual_seed(p.seed)
     history = model.train_on_crops(source, epochs=p.epochs, lr=p.lr, progress=report)
-    tmp = ckpt.with_suffix(".tmp")
-    save_file({k: v.contiguous().cpu() for k, v in model.state_dict().items()}, tmp)
-    (ctx.workdir / "detector_history.json").write_text(json.dumps(history, indent=1))
-    os.replace(tmp, ckpt)
+    atomic_write_text(ctx.workdir / "detector_history.json", json.dumps(history, indent=1))
+    atomic_write_bytes(ckpt, save({k: v.contiguous().cpu() for k, v in model.state_dict().items()}))
+    killpoint("features.detector_saved")
     return model.eval(), history
 
 
@@ -125,6 +125,7 @@ def run(ctx: StageContext) -> dict:
                                             objects_by_video.get(video_id, objects.iloc[:0]),
                                             device, p.batch_size)
                 sha = store.write_shard(video_id, tensors, meta)
+                killpoint("features.shard_written")
                 entry = {"sha256": sha, "num_objects": int(tensors["labels"].numel()),
                          "num_pairs": int(tensors["pair_idx"].shape[0]),
                          "num_frames": int(tensors["frame_index"].max()) + 1,
@@ -138,6 +139,7 @@ def run(ctx: StageContext) -> dict:
     compute_seconds = time.perf_counter() - compute_start
     store.write_manifest(ctx.data_version, {k: v for k, v in detector_config(ctx).items()},
                          detector.feature_dim, {v: journal[v] for v in videos})
+    killpoint("features.manifest_written")
     (ctx.workdir / JOURNAL).unlink(missing_ok=True)
     return {
         "computed": computed, "reused": reused, "shards": len(videos),
@@ -146,14 +148,3 @@ def run(ctx: StageContext) -> dict:
         "seconds": time.perf_counter() - start,
         "detector_train_accuracy": history[-1]["accuracy"] if history else None,
     }
-
-
-def verify(path: Path) -> bool:
-    """Every shard still hashes to its manifest record."""
-    from scenellm.features.store import FeatureStore
-
-    store = FeatureStore(path)
-    try:
-        return all(store.has_valid_shard(v) for v in store.video_ids())
-    except (FileNotFoundError, ValueError):
-        return False

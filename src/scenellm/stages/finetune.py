@@ -16,15 +16,14 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from scenellm.faults import killpoint
 from scenellm.stages.base import StageContext, StageSpec
 
 SPEC = StageSpec(
     name="finetune",
     sections=("model", "ot", "llm", "lora", "finetune"),
     upstream=("prepare", "features", "vqvae"),
-    code=("model", "stages/finetune.py", "stages/checkpoint.py", "evaluation",
-          "features/stream.py", "features/store.py", "features/shard.py", "data/tables.py",
-          "data/vocab.py", "device.py", "io.py"),
+    resumable=True,
 )
 VAL_METRIC = "val_predcls_R@20"
 
@@ -152,13 +151,19 @@ def end_epoch(ctx: StageContext, r: Recipe, record: dict[str, float]) -> None:
 
     from scenellm.io import staged_dir
     from scenellm.model.checkpoint import save_finetuned
+    from scenellm.stages.divergence import check_epoch
 
     epoch = r.state["epoch"]
+    p = ctx.params.finetune
+    check_epoch("finetune", epoch, record, r.state["history"] or [record],
+                f"lower finetune.lr (now {p.lr:g}) or finetune.lora_lr (now {p.lora_lr:g})",
+                watch="train_loss_total")
     r.state["history"].append(record)
     if record[VAL_METRIC] > r.state["best"]:
         r.state["best"] = record[VAL_METRIC]
         with staged_dir(ctx.workdir / "model") as tmp:
             save_finetuned(r.model, tmp, ctx.input_path("vqvae"))
+            killpoint("finetune.model_staged")
     r.state["epoch"] += 1
     r.state["torch_rng"] = torch.get_rng_state()
     r.checkpoint.save(r.model, r.optimizer, r.state)
@@ -168,6 +173,7 @@ def end_epoch(ctx: StageContext, r: Recipe, record: dict[str, float]) -> None:
 def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
     """History and summary; the best model is already in ``model/``."""
     (ctx.workdir / "history.json").write_text(json.dumps(r.state["history"], indent=1))
+    killpoint("finetune.history_written")
     r.checkpoint.clear()
     counts = r.model.llm.trainable_parameters()
     return {"best_" + VAL_METRIC: r.state["best"], "epochs": r.state["epoch"],

@@ -19,28 +19,36 @@ MetricsLogger = Callable[[str, dict[str, float], int | None], None]
 
 
 def resolve_data(params: Params, project: Project) -> tuple[Path, str]:
-    """The configured data root and its DVC md5 (the data version)."""
+    """The configured data root and its DVC md5 (the data version); links that leave the
+    root or dangle are refused before any file is read."""
+    from scenellm.data.frame_files import check_links
+
     root = project.data_root(params.data.root)
+    check_links(root)
     return root, data_version(root, cache_dir=project.home)
 
 
 def run_one(name: str, params: Params, project: Project, data_root: Path, version: str,
             results: dict[str, StageResult], log_metrics: MetricsLogger | None = None,
-            ) -> StageResult:
+            verify: bool = False, force: bool = False) -> StageResult:
     module = stage_module(name)
     inputs = {dep: results[dep] for dep in module.SPEC.upstream}
     logger = (lambda m, step=None: log_metrics(name, m, step)) if log_metrics else None
     return run_stage(module.SPEC, module.run, params, project, data_root, version, inputs,
-                     log_metrics=logger, verify=getattr(module, "verify", None))
+                     log_metrics=logger, verify=verify, force=force)
 
 
 def run_until(target: str, params: Params, project: Project,
               on_result: Callable[[StageResult], None] | None = None,
-              log_metrics: MetricsLogger | None = None) -> dict[str, StageResult]:
+              log_metrics: MetricsLogger | None = None, verify: bool = False,
+              force: tuple[str, ...] = ()) -> dict[str, StageResult]:
+    """Run ``target`` and its upstream stages; ``force`` names stages to recompute even
+    when their output is intact."""
     data_root, version = resolve_data(params, project)
     results: dict[str, StageResult] = {}
     for name in upstream_closure(target):
-        results[name] = run_one(name, params, project, data_root, version, results, log_metrics)
+        results[name] = run_one(name, params, project, data_root, version, results, log_metrics,
+                                verify=verify, force=name in force)
         if on_result:
             on_result(results[name])
     return results
@@ -58,12 +66,15 @@ class PipelineRun:
     tracker: Any
     parent_id: str
     flow_run_id: str | None = None
+    verify: bool = False
+    force: tuple[str, ...] = ()
     results: dict[str, StageResult] = field(default_factory=dict)
 
     @classmethod
     @contextmanager
     def open(cls, project: Project, params: Params, run_name: str,
-             flow_run_id: str | None = None) -> Iterator[PipelineRun]:
+             flow_run_id: str | None = None, verify: bool = False,
+             force: tuple[str, ...] = ()) -> Iterator[PipelineRun]:
         """``with PipelineRun.open(...) as run:`` the parent run ends FINISHED, or FAILED
         when the block raises."""
         from scenellm.config.load import flatten
@@ -76,20 +87,25 @@ class PipelineRun:
         with tracker.parent_run(run_name, tags, flatten(params)) as parent:
             tracker.log_dataset(parent, "action-genome", data_root, version)
             tracker.log_dict(parent, params.model_dump(mode="json"), "params.json")
-            yield cls(project, params, data_root, version, tracker, parent, flow_run_id)
+            yield cls(project, params, data_root, version, tracker, parent, flow_run_id,
+                      verify, force)
 
     def stage(self, name: str) -> StageResult:
-        """Run (or reuse) one stage inside its own child run."""
+        """Run (or reuse) one stage inside its own child run; its output and metrics are
+        then also where ``dvc.yaml`` reads them."""
+        from scenellm.stages.dvc import publish_for_dvc
         from scenellm.tracking.lineage import stage_tags
 
         with self.tracker.child_run(self.parent_id, name) as child:
             result = run_one(name, self.params, self.project, self.data_root,
                              self.data_version, self.results,
                              log_metrics=lambda stage, m, step: self.tracker.log_metrics(
-                                 child, m, step))
+                                 child, m, step),
+                             verify=self.verify, force=name in self.force)
             self.results[name] = result
             self.tracker.log_stage(child, result)
         self.tracker.set_tags(self.parent_id, stage_tags(result))
+        publish_for_dvc(result, self.project.root)
         return result
 
     def register(self, force: bool = False) -> dict:

@@ -1,4 +1,11 @@
-"""``prepare``: AG layout → STTran-filtered, validated parquet tables + summary."""
+"""``prepare``: AG layout → STTran-filtered, validated parquet tables + summary.
+
+The output is a pure function of the data and params: the tables, ``summary.json`` and
+``validation.json`` (the expectations' outcome, without paths or timestamps). The Great
+Expectations report with its Data Docs site (timestamped HTML) goes beside the stage
+store, to ``<home>/reports/validation-<fingerprint>/``, and is never part of the output's
+hash.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +15,33 @@ import shutil
 from scenellm.data.ag import load_action_genome
 from scenellm.data.tables import build_tables
 from scenellm.errors import DataError
-from scenellm.stages.base import StageContext, StageSpec, discard_partial
+from scenellm.io import staged_dir
+from scenellm.stages.base import StageContext, StageSpec
 
 SPEC = StageSpec(
     name="prepare",
     sections=("prepare",),
-    code=("data/ag.py", "data/unpickle.py", "data/tables.py", "data/vocab.py",
-          "data/validation.py", "stages/prepare.py"),
 )
 
 
 class DataValidationError(DataError):
     """The prepared tables broke a Great Expectations rule; the report says which."""
+
+
+def validate(ctx: StageContext, tables) -> dict:
+    """Run the GX suite; the full report lands under ``<home>/reports/``, the outcome is
+    returned for ``validation.json``; a failure raises with one line."""
+    from scenellm.data.validation import validate_tables
+
+    reports = ctx.project.home / "reports" / f"validation-{ctx.fingerprint[:16]}"
+    with staged_dir(reports) as tmp:
+        report = validate_tables(tables, report_dir=tmp)
+    if not report.success:
+        raise DataValidationError(f"{ctx.data_root}: {report.headline()}; report: "
+                                  f"{reports / 'validation.txt'}")
+    outcome = report.to_dict()
+    outcome.pop("data_docs")
+    return outcome
 
 
 def run(ctx: StageContext) -> dict:
@@ -28,22 +50,12 @@ def run(ctx: StageContext) -> dict:
     dataset = load_action_genome(ctx.data_root, min_frames=ctx.params.prepare.min_frames)
     tables = build_tables(dataset)
     if ctx.params.prepare.validate_data:
-        from scenellm.data.validation import validate_tables
-
-        report = validate_tables(tables, report_dir=ctx.workdir / "validation")
-        if not report.success:
-            failed_dir = ctx.project.home / "reports" / f"validation-{ctx.fingerprint[:16]}"
-            shutil.rmtree(failed_dir, ignore_errors=True)
-            failed_dir.parent.mkdir(parents=True, exist_ok=True)
-            shutil.move(str(ctx.workdir / "validation"), failed_dir)
-            discard_partial(ctx)
-            raise DataValidationError(
-                f"{ctx.data_root}: {len(report.failures)} data expectation(s) failed; "
-                f"report: {failed_dir / 'validation.txt'}\n{report.to_text()}")
+        outcome = validate(ctx, tables)
+        (ctx.workdir / "validation.json").write_text(json.dumps(outcome, indent=2,
+                                                                sort_keys=True))
     for name, table in tables.items():
         table.to_parquet(ctx.workdir / f"{name}.parquet", index=False)
     counts = dataset.counts()
-    summary = {"data_root": str(ctx.data_root), "data_version": ctx.data_version,
-               "splits": counts}
+    summary = {"data_version": ctx.data_version, "splits": counts}
     (ctx.workdir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return {f"{split}_{key}": value for split, c in counts.items() for key, value in c.items()}

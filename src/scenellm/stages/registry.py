@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from scenellm.errors import UserError
@@ -19,6 +20,12 @@ def stage_module(name: str) -> ModuleType:
     if name not in available():
         raise UserError(f"unknown stage '{name}'; choose one of: {', '.join(available())}.")
     return importlib.import_module(f"scenellm.stages.{name}")
+
+
+def check_names(names) -> None:
+    """Refuse, in one line, any name that is not a pipeline stage."""
+    for name in names:
+        stage_module(name)
 
 
 def upstream_closure(name: str) -> list[str]:

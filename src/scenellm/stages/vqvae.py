@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scenellm.faults import killpoint
 from scenellm.stages.base import StageContext, StageSpec
 
 SPEC = StageSpec(
     name="vqvae",
     sections=("vqvae",),
     upstream=("features",),
-    code=("model/vqvae.py", "model/codebook.py", "stages/vqvae.py", "features/stream.py",
-          "features/store.py", "features/shard.py", "stages/checkpoint.py", "io.py"),
+    resumable=True,
 )
 BEST = "best.safetensors"
 
@@ -134,13 +134,18 @@ def end_epoch(ctx: StageContext, r: Recipe, record: dict[str, float]) -> None:
     from safetensors.torch import save as to_bytes
 
     from scenellm.io import atomic_write_bytes
+    from scenellm.stages.divergence import EXPLODED, check_epoch
 
+    p = ctx.params.vqvae
+    check_epoch("vqvae", r.state["epoch"], record, r.state["history"] or [record],
+                f"lower vqvae.lr (now {p.lr:g})", watch="holdout_recon_mse", limit=EXPLODED)
     ctx.log_metrics(record, r.state["epoch"])
     r.state["history"].append(record)
     if record["holdout_recon_mse"] < r.state["best"] - 1e-6:
         r.state["best"], r.state["bad"] = record["holdout_recon_mse"], 0
         atomic_write_bytes(ctx.workdir / BEST, to_bytes(
             {k: v.contiguous() for k, v in r.model.state_dict().items()}))
+        killpoint("vqvae.best_saved")
     else:
         r.state["bad"] += 1
     r.state["epoch"] += 1
@@ -166,6 +171,7 @@ def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
     r.model.load_state_dict(load_file(best if best.exists()
                                       else ctx.workdir / "model.safetensors"))
     r.model.save_pretrained(ctx.workdir, r.mean, r.std)
+    killpoint("vqvae.model_saved")
     train_mse, usage = validate(r.model, r.store, r.train, r.mean, r.std, p.batch_size)
     held_mse, _ = validate(r.model, r.store, r.held, r.mean, r.std, p.batch_size)
     idx = torch.repeat_interleave(torch.arange(p.codebook_size), usage.long())
@@ -178,6 +184,7 @@ def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
     (ctx.workdir / "history.json").write_text(json.dumps(r.state["history"], indent=1))
     plot_code_usage(usage, summary, ctx.workdir / "code_usage.png")
     best.unlink(missing_ok=True)
+    killpoint("vqvae.best_removed")
     r.checkpoint.clear()
     return summary
 
