@@ -56,15 +56,16 @@ def main() -> None:
         base.intact = checked
         fast, _ = best_of(noop, args.repeats)
         full, _ = best_of(lambda: noop(verify=True), args.repeats)
+        size = output_bytes(first)
+        files = sum(1 for r in first.values() for p in r.path.rglob("*") if p.is_file())
 
     rows = [{"re-run": "unchecked (record only)", "seconds": unchecked, "ratio": 1.0},
             {"re-run": "fast path (stat)", "seconds": fast, "ratio": fast / unchecked},
             {"re-run": "--verify (sha256)", "seconds": full, "ratio": full / unchecked}]
-    size = output_bytes(first)
     print_table(rows, ["re-run", "seconds", "ratio"],
-                title=f"no-op re-run of 5 stages, {args.videos} videos, "
+                title=f"no-op re-run of 5 stages, {args.videos} videos, {files} files, "
                       f"{size / 1e6:.1f} MB of stage outputs (best of {args.repeats})")
-    write_json(args.json, {"videos": args.videos, "frames": args.frames,
+    write_json(args.json, {"videos": args.videos, "frames": args.frames, "files": files,
                            "output_bytes": size, "rows": rows})
 
 
