@@ -102,10 +102,12 @@ def test_promote_registers_the_best_trial_with_the_champion_rule(studied, read_s
     client = mlflow.MlflowClient(project.mlflow_tracking_uri)
     version = client.get_model_version("scenellm", str(first["version"]))
     assert version.run_id == best_run and version.tags["metric"] == repr(first["metric"])
+    # the rule compared the trial's validation score; the test score is only reported
+    assert version.tags["metric_name"] == "val_predcls_R@20"
+    assert first["metric"] == pytest.approx(study.best_trial.value)
     run = client.get_run(best_run)
-    assert run.data.metrics["test_predcls_with_R@20".replace("@", "_at_")] == pytest.approx(
-        first["metric"]
-    )
+    assert run.data.metrics["test_predcls_with_R_at_20"] == pytest.approx(
+        float(version.tags["test.predcls_with_R_at_20"]))
     assert run.data.tags["scenellm.registered_alias"] == "champion"
     second = study_report(project, "base", promote=True)["promotion"]
     assert second["alias"] == "challenger" and second["previous_champion"] == first["version"]

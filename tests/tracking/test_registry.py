@@ -107,11 +107,11 @@ def test_champion_challenger_rule(logged: dict, unique_name: str) -> None:
         "version": 7,
         "run_id": logged["run_id"],
         "metric": 0.2,
-        "metric_name": "predcls_with_R@20",
+        "metric_name": "val_predcls_R@20",
         "data_md5": NEW,
     }
     tags = client.get_model_version(unique_name, "7").tags
-    assert tags == {"data_md5": NEW, "metric_name": "predcls_with_R@20", "metric": "0.2"}
+    assert tags == {"data_md5": NEW, "metric_name": "val_predcls_R@20", "metric": "0.2"}
 
 
 @pytest.mark.parametrize(

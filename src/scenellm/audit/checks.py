@@ -155,8 +155,12 @@ def check_params(rec) -> Check:
 
 
 def check_model(rec, model: dict[str, Any]) -> Check:
-    """The registered version's data version and score are the run's."""
+    """The registered version's data version and scores are the run's: its rule metric
+    (validation) is the finetune run's best epoch, its reported test metric the evaluate
+    run's."""
     from scenellm.evaluation import PRIMARY_METRIC as PRIMARY
+    from scenellm.evaluation import SELECTION_METRIC
+    from scenellm.tracking.registry import report_tag
     from scenellm.tracking.runs import metric_key
 
     tags, label = model["tags"], f"{model['name']} v{model['version']}"
@@ -165,19 +169,26 @@ def check_model(rec, model: dict[str, Any]) -> Check:
         if tags.get("data_md5") == rec.data_md5
         else [f"data_md5 {tags.get('data_md5')} on the version ≠ {rec.data_md5} on the run"]
     )
-    evaluate = rec.stages.get("evaluate")
-    score = evaluate.metrics.get(metric_key(PRIMARY)) if evaluate else None
-    if score is not None and "metric" in tags and float(tags["metric"]) != score:
-        diffs.append(
-            f"metric {tags['metric']} on the version ≠ {PRIMARY} {score!r} "
-            "logged by the evaluate run"
-        )
+    pairs = []  # (tag on the version, stage, metric logged by that stage's run)
+    if tags.get("metric_name") == SELECTION_METRIC:
+        pairs.append(("metric", "finetune", "best_" + SELECTION_METRIC))
+    pairs.append((report_tag(PRIMARY), "evaluate", PRIMARY))
+    checked = []
+    for tag, stage_name, metric in pairs:
+        stage = rec.stages.get(stage_name)
+        score = stage.metrics.get(metric_key(metric)) if stage else None
+        if score is None or tag not in tags:
+            continue
+        checked.append(metric)
+        if float(tags[tag]) != score:
+            diffs.append(f"{tag} {tags[tag]} on the version ≠ {metric} {score!r} logged by "
+                         f"the {stage_name} run")
     if diffs:
         return Check("model.version", "model", FAIL, f"{label}: " + "; ".join(diffs))
     return Check(
         "model.version",
         "model",
         PASS,
-        f"{label} was registered from this run with "
-        "its data version" + (f" and its {PRIMARY}" if score is not None else ""),
+        f"{label} was registered from this run with its data version"
+        + (f" and its {', '.join(checked)}" if checked else ""),
     )

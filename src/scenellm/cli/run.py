@@ -97,12 +97,17 @@ def print_summary(summary: dict, project: Project) -> None:
         table.add_row(name, "[dim]reused[/dim]" if s["reused"] else "[green]computed[/green]",
                       f"{s['seconds']:.1f}", s["fingerprint"])
     console.print(table)
-    console.print("test split, model beside the frequency baseline (recall in %):")
+    console.print("test split, SceneLLM beside its references: the frequency baseline and "
+                  "box-only gradient-boosted trees per frame and with frames t-3..t+2 "
+                  "(recall in %):")
     console.print(summary["table"], highlight=False)
     reg = summary.get("registration")
     if reg:
         console.print(f"registry  scenellm version {reg['version']} → [bold]{reg['alias']}"
                       f"[/bold] ({reg['reason']})")
+        if "test_metric" in reg:
+            console.print(f"          chosen on validation R@20 {100 * reg['metric']:.2f}; "
+                          f"test R@20 {100 * reg['test_metric']:.2f} is reported, never compared")
     console.print(f"MLflow    run {summary['mlflow_run_id']}")
     console.print(f"open UI   mlflow ui --backend-store-uri {summary['mlflow_tracking_uri']} "
                   "--host 127.0.0.1 --port 5000")

@@ -147,9 +147,13 @@ def _failure(table: str, df: pd.DataFrame, result: Any, on: list[str], n: int) -
 
 def _context(docs_dir: Path | None) -> Any:
     """An ephemeral GX context whose only Data Docs site (if any) is ``docs_dir``."""
+    import logging
+
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    # GX announces its ephemeral docs folder at INFO on every context; not the user's news
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     # The ephemeral context comes with a site in a temp dir: nothing may land outside report_dir.

@@ -1,4 +1,4 @@
-"""Evaluation report: a terminal table and PNG plots, model beside the frequency baseline."""
+"""Evaluation report: a terminal table and PNG plots, the model beside its references."""
 
 from __future__ import annotations
 
@@ -6,17 +6,22 @@ from pathlib import Path
 
 from scenellm.evaluation.mean_recall import KS
 
+NAMES = {"model": "SceneLLM", "baseline": "frequency", "trees": "trees",
+         "trees_temporal": "trees t-3..t+2"}
+COLOURS = {"model": "#3b6ea8", "baseline": "#c0c0c0", "trees": "#8fbf7f",
+           "trees_temporal": "#3f8f4f"}
+
 
 def render_table(results: dict) -> str:
-    """Plain-text table: one row per (mode, constraint), model and baseline R@K and mR@20."""
-    head = (f"{'mode':8s} {'constraint':10s} {'who':9s} " + " ".join(f"R@{k:<5d}" for k in KS)
-            + "  mR@20   mR@20f")
+    """Plain-text table: one row per (mode, constraint, predictor), R@K and both mR@20."""
+    head = (f"{'mode':7s} {'cons.':5s} {'who':14s} "
+            + " ".join(f"R@{k:<5d}" for k in KS) + "  mR@20   mR@20f")
     lines = [head, "-" * len(head)]
     for mode in results["model"]:
         for c in results["model"][mode]:
-            for who in ("model", "baseline"):
+            for who in results:
                 s = results[who][mode][c]
-                lines.append(f"{mode:8s} {c:10s} {who:9s} "
+                lines.append(f"{mode:7s} {c:5s} {NAMES.get(who, who):14s} "
                              + " ".join(f"{100 * s[f'R@{k}']:6.2f}" for k in KS)
                              + f"  {100 * s['mR@20']:6.2f}  {100 * s['mR@20_frame']:6.2f}")
     return "\n".join(lines) + "\n"
@@ -32,20 +37,19 @@ def _pyplot():
 
 
 def plot_recalls(results: dict, path: Path) -> None:
+    """Grouped bars per mode: R@10/20/50 under each constraint, one bar per predictor."""
     plt = _pyplot()
-    modes = list(results["model"])
-    fig, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 3.2), squeeze=False)
+    modes, who = list(results["model"]), list(results)
+    width = 0.8 / len(who)
+    fig, axes = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 3.4), squeeze=False)
     for ax, mode in zip(axes[0], modes, strict=True):
-        labels, model, base = [], [], []
-        for c in results["model"][mode]:
-            for k in (10, 20, 50):
-                labels.append(f"{c}\nR@{k}")
-                model.append(100 * results["model"][mode][c][f"R@{k}"])
-                base.append(100 * results["baseline"][mode][c][f"R@{k}"])
-        x = range(len(labels))
-        ax.bar([i - 0.2 for i in x], model, 0.4, label="SceneLLM", color="#3b6ea8")
-        ax.bar([i + 0.2 for i in x], base, 0.4, label="frequency baseline", color="#c0c0c0")
-        ax.set_xticks(list(x), labels, fontsize=7)
+        labels = [f"{c}\nR@{k}" for c in results["model"][mode] for k in (10, 20, 50)]
+        for j, name in enumerate(who):
+            values = [100 * results[name][mode][c][f"R@{k}"]
+                      for c in results["model"][mode] for k in (10, 20, 50)]
+            ax.bar([i - 0.4 + (j + 0.5) * width for i in range(len(labels))], values, width,
+                   label=NAMES.get(name, name), color=COLOURS.get(name))
+        ax.set_xticks(list(range(len(labels))), labels, fontsize=7)
         ax.set_ylabel("recall (%)")
         ax.set_title(mode.upper())
         ax.legend(fontsize=7)

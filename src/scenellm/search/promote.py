@@ -1,7 +1,8 @@
 """Promote a study's best trial: evaluate it on the test split (the evaluate stage; its
 finetune output is reused by fingerprint) and register it through the champion /
-challenger rule of :mod:`scenellm.tracking.registry`, with the same metric as the
-``train`` flow so the scores are comparable. The search itself never sees the test split.
+challenger rule of :mod:`scenellm.tracking.registry`, which compares the validation metric
+(the same as the ``train`` flow's, so the scores are comparable); the test metric is
+reported with the version. Neither the search nor the rule sees the test split.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from scenellm.search.study import BASE, DATA, PARENT, SEARCH
 def promote_best(project: Project, study: optuna.Study, tracker) -> dict[str, Any]:
     """Evaluate the best trial on the test split and register it (champion rule)."""
     from scenellm.evaluation import PRIMARY_METRIC as PRIMARY
+    from scenellm.evaluation import SELECTION_METRIC
     from scenellm.stages.pipeline import resolve_data, run_until
     from scenellm.tracking.lineage import stage_tags
     from scenellm.tracking.registry import log_model, register_and_promote
@@ -38,11 +40,13 @@ def promote_best(project: Project, study: optuna.Study, tracker) -> dict[str, An
         )
     results = run_until("evaluate", params, project)
     run_id = best.user_attrs[RUN_ID]
-    metric = results["evaluate"].metrics[PRIMARY]
+    metric = results["finetune"].metrics["best_" + SELECTION_METRIC]
+    test = results["evaluate"].metrics[PRIMARY]
     tracker.log_metrics(run_id, {f"test_{k}": v for k, v in results["evaluate"].metrics.items()})
     tracker.set_tags(run_id, stage_tags(results["evaluate"]))
     uri = log_model(tracker.client, run_id, results["finetune"].path / "model")
-    outcome = register_and_promote(tracker.client, run_id, uri, metric, version)
+    outcome = register_and_promote(tracker.client, run_id, uri, metric, version,
+                                   report={PRIMARY: test})
     tags = {
         "scenellm.registered_version": outcome["version"],
         "scenellm.registered_alias": outcome["alias"],

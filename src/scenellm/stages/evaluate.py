@@ -1,5 +1,11 @@
-"""``evaluate``: the fine-tuned SceneLLM and the frequency baseline on the test split, in
-PREDCLS and SGCLS, under the with / semi / no constraints (STTran's evaluator semantics).
+"""``evaluate``: the fine-tuned SceneLLM beside its references on the test split, in PREDCLS
+and SGCLS, under the with / semi / no constraints (STTran's evaluator semantics).
+
+References, fitted on the train split and scored on the same frames by the same evaluator:
+the frequency baseline, box-only gradient-boosted trees per frame and with frames t-3..t+2
+(:mod:`scenellm.evaluation.references`). In SGCLS every reference takes its object labels
+from one fixed classifier (logistic regression on the detector features), never from the
+model under test.
 
 Writes ``metrics.json`` (R@10/20/50/100, both mR@K definitions, per-predicate recall),
 ``summary.json`` (flat numbers for ``dvc metrics``), ``table.txt`` and two PNG plots.
@@ -19,6 +25,7 @@ SPEC = StageSpec(
     upstream=("prepare", "features", "finetune"),
 )
 PRIMARY = PRIMARY_METRIC
+WINDOW = (-3, 2)  # frames the temporal trees see around each pair's frame
 
 
 def evaluators(mode: str, p) -> dict:
@@ -27,26 +34,41 @@ def evaluators(mode: str, p) -> dict:
     return {c: ag_evaluator(mode, c, p.iou_threshold, p.semi_threshold) for c in CONSTRAINTS}
 
 
-def fit_baseline(data, videos: list[str]):
-    """Frequency baseline on the train split's (person, object class) pairs."""
+def fit_references(data, videos: list[str], seed: int) -> tuple[dict, object]:
+    """The references, fitted on the train split's pairs: the frequency baseline, box-only
+    trees per frame and with frames t-3..t+2; and the fixed object classifier that gives
+    every reference its SGCLS labels."""
     import numpy as np
 
     from scenellm.evaluation.baseline import FrequencyBaseline
+    from scenellm.evaluation.references import BoxTrees, ObjectClassifier, pair_features
 
-    classes, att, spa, con = [], [], [], []
-    for vid in videos:
+    parts: dict[str, list] = {k: [] for k in ("classes", "att", "spa", "con", "frame",
+                                              "window", "feats", "labels")}
+    for vid in videos:  # one video per batch: the window follows objects within it
         batch = data.batch([vid])
-        classes.append(batch.labels[batch.pair_idx[:, 1]].numpy())
-        att.append(batch.attention.numpy())
-        spa.append(batch.spatial.numpy())
-        con.append(batch.contacting.numpy())
-    return FrequencyBaseline().fit(np.concatenate(classes), np.concatenate(att),
-                                   np.concatenate(spa), np.concatenate(con))
+        parts["classes"].append(batch.labels[batch.pair_idx[:, 1]].numpy())
+        parts["att"].append(batch.attention.numpy())
+        parts["spa"].append(batch.spatial.numpy())
+        parts["con"].append(batch.contacting.numpy())
+        parts["frame"].append(pair_features(batch))
+        parts["window"].append(pair_features(batch, WINDOW))
+        objects = ~batch.is_person
+        parts["feats"].append(batch.obj_feats[objects].numpy())
+        parts["labels"].append(batch.labels[objects].numpy())
+    cat = {k: np.concatenate(v) for k, v in parts.items()}
+    targets = (cat["att"], cat["spa"], cat["con"])
+    references = {
+        "baseline": FrequencyBaseline().fit(cat["classes"], *targets),
+        "trees": BoxTrees(seed=seed).fit(cat["frame"], *targets),
+        "trees_temporal": BoxTrees(window=WINDOW, seed=seed).fit(cat["window"], *targets),
+    }
+    return references, ObjectClassifier(seed=seed).fit(cat["feats"], cat["labels"])
 
 
 def baseline_outputs(baseline, out: dict, batch) -> dict:
-    """Baseline predicate scores for the pairs of a batch, given the object labels in use
-    (ground truth in PREDCLS, the model's predictions in SGCLS, as in Motifs)."""
+    """Frequency-baseline predicate scores for the pairs of a batch, given the object labels
+    in ``out`` (ground truth in PREDCLS, the fixed classifier's in SGCLS)."""
     import torch
 
     pred = baseline.predict(out["labels"][batch.pair_idx[:, 1]].cpu().numpy())
@@ -57,10 +79,17 @@ def baseline_outputs(baseline, out: dict, batch) -> dict:
             "contacting_logits": torch.logit(to(pred["contacting"]).clamp(eps, 1 - eps))}
 
 
+def reference_outputs(name: str, reference, labels: dict, batch) -> dict:
+    if name == "baseline":
+        return baseline_outputs(reference, labels, batch)
+    return reference.outputs(batch, labels)
+
+
 def run(ctx: StageContext) -> dict:
     import torch
     from rich.progress import Progress
 
+    from scenellm.data import vocab
     from scenellm.device import select_device
     from scenellm.evaluation.report import plot_per_predicate, plot_recalls, render_table
     from scenellm.evaluation.sttran_adapters import CONSTRAINTS, sttran_gt, sttran_predictions
@@ -71,31 +100,35 @@ def run(ctx: StageContext) -> dict:
     device = select_device("auto")
     data = SceneGraphData(ctx.input_path("features"), ctx.input_path("prepare"))
     model = load_finetuned(ctx.input_path("finetune") / "model", device=str(device))
-    baseline = fit_baseline(data, data.videos("train"))
+    references, classifier = fit_references(data, data.videos("train"), seed=0)
     test = data.videos("test")
-    results = {"model": {}, "baseline": {}}
+    results = {who: {} for who in ("model", *references)}
     with Progress(transient=True) as bar, torch.no_grad():
         for mode in p.modes:
-            model_eval, base_eval = evaluators(mode, p), evaluators(mode, p)
+            scored = {who: evaluators(mode, p) for who in results}
             task = bar.add_task(f"evaluate {mode}", total=len(test))
             for start in range(0, len(test), 4):
                 batch = data.batch(test[start:start + 4]).to(device)
-                out = model(batch, mode=mode)
-                base = baseline_outputs(baseline, out, batch)
+                out = {k: v.cpu() for k, v in model(batch, mode=mode).items()
+                       if isinstance(v, torch.Tensor)}
+                batch = batch.to(torch.device("cpu"))
+                labels = out if mode == "predcls" else \
+                    classifier.outputs(batch, len(vocab.STTRAN_OBJECT_CLASSES))
+                outputs = {"model": out, **{name: reference_outputs(name, ref, labels, batch)
+                                            for name, ref in references.items()}}
                 for b, vid in enumerate(batch.video_ids):
                     gt = sttran_gt(data.store.read_shard(vid), data.object_labels(vid))
-                    pred = sttran_predictions(batch, out, b)
-                    bpred = sttran_predictions(batch, base, b)
-                    for c in CONSTRAINTS:
-                        model_eval[c].evaluate_scene_graph(gt, pred)
-                        base_eval[c].evaluate_scene_graph(gt, bpred)
+                    for who, who_out in outputs.items():
+                        pred = sttran_predictions(batch, who_out, b)
+                        for c in CONSTRAINTS:
+                            scored[who][c].evaluate_scene_graph(gt, pred)
                     bar.advance(task)
-            results["model"][mode] = {c: model_eval[c].summary() for c in CONSTRAINTS}
-            results["baseline"][mode] = {c: base_eval[c].summary() for c in CONSTRAINTS}
+            for who in results:
+                results[who][mode] = {c: scored[who][c].summary() for c in CONSTRAINTS}
     (ctx.workdir / "metrics.json").write_text(json.dumps(results, indent=2, sort_keys=True))
     flat = flat_metrics(results)
     (ctx.workdir / "summary.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
-    (ctx.workdir / "baseline.json").write_text(json.dumps(baseline.to_dict()))
+    (ctx.workdir / "baseline.json").write_text(json.dumps(references["baseline"].to_dict()))
     (ctx.workdir / "table.txt").write_text(render_table(results))
     plot_recalls(results, ctx.workdir / "recall.png")
     plot_per_predicate(results, ctx.workdir / "per_predicate.png")
@@ -107,7 +140,7 @@ def flat_metrics(results: dict) -> dict[str, float]:
 
     flat = {}
     for who, modes in results.items():
-        prefix = "" if who == "model" else "baseline_"
+        prefix = "" if who == "model" else f"{who}_"
         for mode, constraints in modes.items():
             for c, summary in constraints.items():
                 for k in KS:

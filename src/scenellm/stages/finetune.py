@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from scenellm.evaluation import SELECTION_METRIC
 from scenellm.faults import killpoint
 from scenellm.stages.base import StageContext, StageSpec
 
@@ -25,7 +26,7 @@ SPEC = StageSpec(
     upstream=("prepare", "features", "vqvae"),
     resumable=True,
 )
-VAL_METRIC = "val_predcls_R@20"
+VAL_METRIC = SELECTION_METRIC
 
 
 @dataclass

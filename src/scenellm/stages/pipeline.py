@@ -108,13 +108,17 @@ class PipelineRun:
         publish_for_dvc(result, self.project.root)
         return result
 
-    def register(self, force: bool = False) -> dict:
-        """Log and register the fine-tuned model with the champion / challenger rule."""
-        from scenellm.evaluation import PRIMARY_METRIC
-        from scenellm.tracking.registry import register_finetuned
+    def register(self, force: bool = False, name: str | None = None) -> dict:
+        """Log and register the fine-tuned model with the champion / challenger rule, which
+        reads the validation metric only; the test metric is reported with the version."""
+        from scenellm.evaluation import PRIMARY_METRIC, SELECTION_METRIC
+        from scenellm.tracking.registry import MODEL_NAME, register_finetuned
 
         finetune = self.results["finetune"]
-        return register_finetuned(self.tracker.client, self.parent_id, finetune.path / "model",
-                                  finetune.fingerprint,
-                                  self.results["evaluate"].metrics[PRIMARY_METRIC],
-                                  self.data_version, force=force)
+        test = self.results["evaluate"].metrics[PRIMARY_METRIC]
+        return {**register_finetuned(self.tracker.client, self.parent_id,
+                                     finetune.path / "model", finetune.fingerprint,
+                                     finetune.metrics["best_" + SELECTION_METRIC],
+                                     self.data_version, force=force,
+                                     name=name or MODEL_NAME, report={PRIMARY_METRIC: test}),
+                "test_metric": test}

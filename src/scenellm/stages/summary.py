@@ -6,10 +6,12 @@ import json
 
 from scenellm.evaluation import PRIMARY_METRIC
 
+REFERENCES = ("baseline", "trees", "trees_temporal")
+
 
 def train_summary(run, registration: dict | None) -> dict:
     """Data version, each stage (reused or computed, seconds, fingerprint), the primary
-    metric beside the frequency baseline, the registry outcome and the evaluation table."""
+    metric beside its references, the registry outcome and the evaluation table."""
     evaluate = run.results.get("evaluate")
     table = (evaluate.path / "table.txt").read_text() if evaluate else ""
     return {
@@ -22,8 +24,8 @@ def train_summary(run, registration: dict | None) -> dict:
                    for k, v in run.results.items()},
         "primary_metric": {PRIMARY_METRIC: evaluate.metrics.get(PRIMARY_METRIC)
                            if evaluate else None,
-                           "baseline": evaluate.metrics.get("baseline_" + PRIMARY_METRIC)
-                           if evaluate else None},
+                           **{ref: evaluate.metrics.get(f"{ref}_{PRIMARY_METRIC}")
+                              if evaluate else None for ref in REFERENCES}},
         "registration": registration,
         "table": table,
     }

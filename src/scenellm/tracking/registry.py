@@ -11,7 +11,10 @@ does the same for an explicit URI without touching MLflow's globals. ``predict``
 NotImplementedError on purpose: scene graphs need video batches with detector features,
 which the evaluate stage builds.
 
-Promotion rule of :func:`register_and_promote` (alias ``champion``, otherwise ``challenger``):
+Promotion rule of :func:`register_and_promote` (alias ``champion``, otherwise ``challenger``),
+on the **validation** metric (``SELECTION_METRIC``: PREDCLS R@20 with constraint on the
+videos held out of the train split); test metrics ride along as ``test.*`` version tags,
+reported and never compared:
 
 1. no champion yet, or ``force=True`` → the new version is champion;
 2. the champion was scored with the same metric on the same data version (DVC md5) →
@@ -41,12 +44,12 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 from mlflow.models import Model
 
-from scenellm.evaluation import PRIMARY_METRIC
+from scenellm.evaluation import SELECTION_METRIC
 from scenellm.tracking.lineage import package_versions
 
 MODEL_NAME = "scenellm"
 DEFAULT_LOADER = "scenellm.model.checkpoint:load_finetuned"
-DEFAULT_METRIC = PRIMARY_METRIC
+DEFAULT_METRIC = SELECTION_METRIC
 REQUIREMENTS = ("mlflow", "torch", "transformers", "peft", "numpy", "scenellm")
 
 
@@ -174,6 +177,13 @@ def promotion(
     )
 
 
+def report_tag(metric: str) -> str:
+    """The version tag of a reported (never compared) test metric: ``test.<MLflow key>``."""
+    from scenellm.tracking.runs import metric_key
+
+    return f"test.{metric_key(metric)}"
+
+
 def register_and_promote(
     client: MlflowClient,
     run_id: str,
@@ -183,11 +193,14 @@ def register_and_promote(
     metric_name: str = DEFAULT_METRIC,
     force: bool = False,
     name: str = MODEL_NAME,
+    report: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """Register ``model_uri`` as a new version of ``name`` and set its alias.
 
-    Returns ``{"version", "alias", "previous_champion", "reason"}``; ``previous_champion``
-    is the champion's version before this call (None if there was none).
+    ``report``: numbers shown with the version (test metrics), tagged ``test.<key>``
+    (:func:`report_tag`) and
+    never used by the rule. Returns ``{"version", "alias", "previous_champion", "reason"}``;
+    ``previous_champion`` is the champion's version before this call (None if none).
     """
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
         client.create_registered_model(name)
@@ -207,6 +220,7 @@ def register_and_promote(
             "data_md5": data_version,
             "metric_name": metric_name,
             "metric": repr(float(metric_value)),
+            **{report_tag(k): repr(float(v)) for k, v in (report or {}).items()},
         },
     )
     alias, reason = promotion(champion, float(metric_value), data_version, metric_name, force)
@@ -238,7 +252,8 @@ def already_registered(client: MlflowClient, fingerprint: str,
 
 def register_finetuned(client: MlflowClient, run_id: str, model_dir: Path, fingerprint: str,
                        metric_value: float, data_version: str, force: bool = False,
-                       name: str = MODEL_NAME) -> dict[str, Any]:
+                       name: str = MODEL_NAME,
+                       report: dict[str, float] | None = None) -> dict[str, Any]:
     """Log the fine-tuned model of ``run_id``, register it and apply the champion rule.
 
     A re-run that reused the fine-tuning output registers nothing new: the version built
@@ -249,7 +264,7 @@ def register_finetuned(client: MlflowClient, run_id: str, model_dir: Path, finge
     if outcome is None:
         uri = log_model(client, run_id, model_dir)
         outcome = register_and_promote(client, run_id, uri, metric_value, data_version,
-                                       force=force, name=name)
+                                       force=force, name=name, report=report)
         client.set_model_version_tag(name, outcome["version"], FINGERPRINT_TAG, fingerprint)
     client.set_tag(run_id, "scenellm.registered_version", str(outcome["version"]))
     client.set_tag(run_id, "scenellm.registered_alias", outcome["alias"])
