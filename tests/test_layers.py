@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "scenellm"
 LAYERS = {
     "cli": 4,
-    "stages": 3, "search": 3, "audit": 3,
+    "stages": 3, "search": 3, "audit": 3, "ablation": 3,
     "tracking": 2,
     "model": 1, "evaluation": 1, "features": 1, "data": 1,
     "io": 0, "device": 0, "faults": 0, "config": 0, "errors": 0, "project": 0, "__init__": 0,

@@ -15,7 +15,7 @@ from scenellm.config.schema import Params
 from scenellm.config.sources import RawParams, parse_value, read_yaml
 from scenellm.errors import UserError
 
-NON_PARAM_FILES = {"search.yaml"}
+NON_PARAM_FILES = {"search.yaml", "ablate.yaml"}
 
 
 def read_params_dir(params_dir: Path) -> RawParams:

@@ -38,8 +38,12 @@ IMAGE_PLOTS = ("outputs/evaluate/recall.png", "outputs/evaluate/per_predicate.pn
 
 def section_files(params_dir: Path) -> dict[str, str]:
     """Which ``params/*.yaml`` file holds each section."""
+    from scenellm.config.load import NON_PARAM_FILES
+
     found = {}
     for path in sorted(params_dir.glob("*.yaml")):
+        if path.name in NON_PARAM_FILES:
+            continue
         for section in yaml.safe_load(path.read_text()) or {}:
             found.setdefault(section, path.name)
     return found

@@ -103,10 +103,13 @@ def run(ctx: StageContext) -> dict:
     references, classifier = fit_references(data, data.videos("train"), seed=0)
     test = data.videos("test")
     results = {who: {} for who in ("model", *references)}
+    frames: dict[str, list[int]] = {}  # per mode: frames of each test video, in order
+    per_video: dict[str, dict] = {}
     with Progress(transient=True) as bar, torch.no_grad():
         for mode in p.modes:
             scored = {who: evaluators(mode, p) for who in results}
             task = bar.add_task(f"evaluate {mode}", total=len(test))
+            frames[mode] = []
             for start in range(0, len(test), 4):
                 batch = data.batch(test[start:start + 4]).to(device)
                 out = {k: v.cpu() for k, v in model(batch, mode=mode).items()
@@ -118,6 +121,7 @@ def run(ctx: StageContext) -> dict:
                                             for name, ref in references.items()}}
                 for b, vid in enumerate(batch.video_ids):
                     gt = sttran_gt(data.store.read_shard(vid), data.object_labels(vid))
+                    frames[mode].append(len(gt))
                     for who, who_out in outputs.items():
                         pred = sttran_predictions(batch, who_out, b)
                         for c in CONSTRAINTS:
@@ -125,7 +129,10 @@ def run(ctx: StageContext) -> dict:
                     bar.advance(task)
             for who in results:
                 results[who][mode] = {c: scored[who][c].summary() for c in CONSTRAINTS}
+            per_video[mode] = video_sums(scored, frames[mode])
     (ctx.workdir / "metrics.json").write_text(json.dumps(results, indent=2, sort_keys=True))
+    (ctx.workdir / "per_video.json").write_text(json.dumps(
+        {"videos": test, "frames": frames, "recall_sums": per_video}, sort_keys=True))
     flat = flat_metrics(results)
     (ctx.workdir / "summary.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
     (ctx.workdir / "baseline.json").write_text(json.dumps(references["baseline"].to_dict()))
@@ -133,6 +140,22 @@ def run(ctx: StageContext) -> dict:
     plot_recalls(results, ctx.workdir / "recall.png")
     plot_per_predicate(results, ctx.workdir / "per_predicate.png")
     return flat
+
+
+def video_sums(scored: dict, frames: list[int]) -> dict[str, dict[str, list[float]]]:
+    """Per predictor, the sum of per-frame R@K (with constraint) over each test video's
+    frames: what a video bootstrap resamples (``scenellm.evaluation.bootstrap``)."""
+    import numpy as np
+
+    from scenellm.evaluation.mean_recall import KS
+
+    edges = np.cumsum([0, *frames])
+    out = {}
+    for who, by_constraint in scored.items():
+        recalls = by_constraint["with"].result_dict[by_constraint["with"].mode + "_recall"]
+        out[who] = {f"R@{k}": [float(sum(recalls[k][a:b])) for a, b in
+                               zip(edges[:-1], edges[1:], strict=True)] for k in KS}
+    return out
 
 
 def flat_metrics(results: dict) -> dict[str, float]:
