@@ -206,7 +206,7 @@ class SceneLanguageModel(nn.Module):
         directory.mkdir(parents=True, exist_ok=True)
         if self.mode == "lora":
             self.llm.save_pretrained(directory)  # adapter_config.json, adapter_model.safetensors
-            _sort_target_modules(directory / "adapter_config.json")
+            _canonical_adapter_config(directory / "adapter_config.json")
         elif self.mode == "full":
             from safetensors.torch import save_model
 
@@ -239,10 +239,14 @@ class SceneLanguageModel(nn.Module):
         return f"mode={self.mode!r}, token_dim={self.token_dim}, hidden_size={self.hidden_size}"
 
 
-def _sort_target_modules(config_path: Path) -> None:
-    """peft writes ``target_modules`` from a set, in hash order; sort it so equal adapters
-    give equal bytes across processes."""
+def _canonical_adapter_config(config_path: Path) -> None:
+    """Equal adapters give equal bytes across processes and checkouts: peft writes
+    ``target_modules`` from a set (hash order: sorted here) and the base model's absolute
+    path (the environment's location: only its folder name is kept; loading never reads
+    it, the live model is the base)."""
     config = json.loads(config_path.read_text())
     if isinstance(config.get("target_modules"), list):
         config["target_modules"] = sorted(config["target_modules"])
+    if config.get("base_model_name_or_path"):
+        config["base_model_name_or_path"] = Path(config["base_model_name_or_path"]).name
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True))

@@ -42,7 +42,13 @@ def publish_output(source: Path, target: Path) -> None:
                         ignore=shutil.ignore_patterns(SUCCESS))
 
 
+TIMINGS = ("seconds", "per_second")
+
+
 def stage_metrics(result) -> dict[str, Any]:
-    """The flat numeric metrics of a stage result (for ``dvc metrics``)."""
+    """The flat numeric metrics of a stage result (for ``dvc metrics``), without timings:
+    they differ from machine to machine, and DVC would see a new output on every run
+    (MLflow keeps them)."""
     return {k: v for k, v in result.metrics.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)}
+            if isinstance(v, int | float) and not isinstance(v, bool)
+            and not k.endswith(TIMINGS)}
