@@ -207,6 +207,8 @@ class SceneLanguageModel(nn.Module):
         if self.mode == "lora":
             self.llm.save_pretrained(directory)  # adapter_config.json, adapter_model.safetensors
             _canonical_adapter_config(directory / "adapter_config.json")
+            # peft's generated model card names the base model by its absolute path
+            (directory / "README.md").unlink(missing_ok=True)
         elif self.mode == "full":
             from safetensors.torch import save_model
 
