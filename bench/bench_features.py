@@ -8,8 +8,8 @@ project (tiny params, detector epochs small), ``prepare`` runs first, untimed. T
   extraction for every video); frames/s comes from the stage's own metrics
   (``frames_per_second`` = frames / extraction seconds, detector training excluded), and
   the whole stage's frames/s is frames / stage seconds;
-- cached: the same call again, best of ``--cached-repeats`` (fingerprint, shard re-hash in
-  ``verify``, manifest read), in the same process, and once in a fresh process (``python -c``
+- cached: the same call again, best of ``--cached-repeats`` (fingerprint, the content
+  manifest's stat check, manifest read), in the same process, and once in a fresh process (``python -c``
   calling ``run_until``, imports included).
 
 The ratio cold / cached is the speed-up that caching buys. ``--profile`` adds a cProfile of
