@@ -159,3 +159,18 @@ def test_concurrent_workers_compute_once(tmp_path):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert len(calls) == 1 and sum(not r.reused for r in results) == 1
+
+
+def test_the_recorded_output_hash_is_the_tree_hash_of_the_folder(tmp_path):
+    """Names whose string order differs from their path order ('a-c' < 'a/b' as strings,
+    'a/b' first as paths) hash as io.tree_hash does."""
+    project = Project(tmp_path)
+
+    def nested(ctx):
+        for rel in ("a/b.txt", "a-c.txt", "a/z/y.txt", "b.txt"):
+            (ctx.workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+            (ctx.workdir / rel).write_text(rel)
+        return {}
+
+    result = run_stage(SPEC, nested, Params(), project, Path("."), "v1", {})
+    assert result.output_hash == tree_hash(result.path)

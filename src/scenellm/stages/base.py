@@ -224,7 +224,7 @@ def run_stage(spec: StageSpec, body: StageBody, params: Params, project: Project
             raise
         killpoint("stage.body_done")
         content = manifest.build(work, SUCCESS)
-        output_hash = tree_hash(work)
+        output_hash = manifest.tree_digest(content)  # = tree_hash(work), each file read once
         record = {"stage": spec.name, "fingerprint": fp, "output_hash": output_hash,
                   "data_version": data_version, "upstream": {k: v.fingerprint
                                                              for k, v in inputs.items()},

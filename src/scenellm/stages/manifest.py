@@ -40,6 +40,17 @@ def build(root: Path, exclude: str) -> dict[str, Any]:
     return {"files": files, "stat": stat}
 
 
+def tree_digest(manifest: dict[str, Any]) -> str:
+    """:func:`scenellm.io.tree_hash` of the folder the manifest describes, from the recorded
+    file hashes (same order: by path), so finishing a stage hashes each file once."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for rel in sorted(manifest["files"], key=Path):
+        digest.update(f"{rel}\0{manifest['files'][rel]['sha256']}\n".encode())
+    return digest.hexdigest()
+
+
 def refresh_stat(root: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """The manifest with the fast-path stat of files whose content was just verified."""
     return {**manifest, "stat": {rel: _stat(root / rel) for rel in manifest["files"]}}
