@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from scenellm.errors import UserError
 
@@ -45,16 +44,10 @@ class Cell:
 
 
 def load_ablate(path: Path) -> AblateConfig:
-    if not path.is_file():
-        raise UserError(f"{path}: not found; `scenellm ablate` reads its grid from there.")
-    try:
-        return AblateConfig.model_validate(yaml.safe_load(path.read_text()) or {})
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}).") from None
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"{path}: {where}: {first['msg']}.") from None
+    from scenellm.config.sources import load_validated
+
+    return load_validated(path, AblateConfig,
+                          "not found; `scenellm ablate` reads its grid from there.")
 
 
 def cells(config: AblateConfig, grid: str, seeds: int | None = None) -> list[Cell]:

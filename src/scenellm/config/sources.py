@@ -99,3 +99,21 @@ def parse_value(where: str, value: str) -> Any:
         problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
         raise UserError(f"{where}: value {value!r} is not valid YAML ({problem}); quote it or "
                         "fix the brackets.") from None
+
+
+def load_validated(path: Path, model, missing: str):
+    """``model`` (a pydantic class) validated from the YAML file ``path``; every failure is
+    one :class:`UserError` line: ``missing`` when the file is absent, ``FILE:LINE:COL`` for
+    YAML errors, ``FILE: field: rule (got value)`` for a value the model refuses."""
+    from pydantic import ValidationError
+
+    if not path.is_file():
+        raise UserError(f"{path}: {missing}")
+    content, _ = read_yaml(path)
+    try:
+        return model.model_validate(content or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        got = f" (got {err['input']!r})" if "input" in err else ""
+        raise UserError(f"{path}: {field}: {err['msg']}{got}.") from None

@@ -15,8 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from scenellm.config.load import apply_overrides, params_hash, validate
 from scenellm.config.schema import Params
@@ -193,17 +192,7 @@ class SearchConfig(_Spec):
 
 def load_search(path: Path) -> SearchConfig:
     """Read and validate a ``search.yaml`` (one-line errors naming the file and field)."""
-    if not path.is_file():
-        raise UserError(
-            f"{path}: search space not found; create it (see params/search.yaml "
-            "in the repository) or pass --search."
-        )
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-        return SearchConfig.model_validate(raw)
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({exc.__class__.__name__}).") from exc
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
-        raise UserError(f"{path}: {field}: {err['msg']} (got {err.get('input')!r}).") from exc
+    from scenellm.config.sources import load_validated
+
+    return load_validated(path, SearchConfig, "search space not found; create it (see "
+                          "params/search.yaml in the repository) or pass --search.")

@@ -181,7 +181,9 @@ def run_stage(spec: StageSpec, body: StageBody, params: Params, project: Project
     from filelock import FileLock
 
     start = time.perf_counter()
-    fp = fingerprint(spec, params, data_version, {k: v.fingerprint for k, v in inputs.items()})
+    covered = fingerprint_inputs(spec, params, data_version,
+                                 {k: v.fingerprint for k, v in inputs.items()})
+    fp = params_hash(covered)
     stage_dir = project.stage_dir(spec.name)
     final = stage_dir / fp[:16]
     if not force and (final / SUCCESS).exists() and intact(final, verify) is None:
@@ -228,8 +230,7 @@ def run_stage(spec: StageSpec, body: StageBody, params: Params, project: Project
         record = {"stage": spec.name, "fingerprint": fp, "output_hash": output_hash,
                   "data_version": data_version, "upstream": {k: v.fingerprint
                                                              for k, v in inputs.items()},
-                  "params": section_digest(params, spec.sections),
-                  "code": code_hash(spec.entry, spec.extra), "metrics": metrics,
+                  "params": covered["params"], "code": covered["code"], "metrics": metrics,
                   "seconds": time.perf_counter() - start,
                   "computed_by": {"host": socket.gethostname(), "pid": os.getpid()},
                   "manifest": content}
