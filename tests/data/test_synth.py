@@ -62,7 +62,7 @@ def test_same_seed_gives_identical_bytes_and_other_seeds_differ(tmp_path, small)
     first = digests(small[0])
     generate(tmp_path / "again", seed=3, **SMALL)
     generate(tmp_path / "other", seed=4, **SMALL)
-    assert len(first) == 5 + SMALL["videos"] * SMALL["frames"]
+    assert len(first) == 6 + SMALL["videos"] * SMALL["frames"]  # + world/states.json
     assert digests(tmp_path / "again") == first
     other = digests(tmp_path / "other")
     assert (

@@ -91,12 +91,19 @@ def test_contact_state_machine_needs_history():
     h = PairHistory()
     hand = ContactFacts("hand")
     assert [h.contacting(grasp, hand) for _ in range(5)] == [["touching"]] * 3 + [["holding"]] * 2
-    at_head = ContactFacts("hand", at_head=True)
+    at_head = ContactFacts("hand", at_head=True, attached=True)
     assert [h.contacting(grasp, at_head) for _ in range(3)] == [
         ["holding"],
         ["drinking_from", "holding"],
         ["drinking_from", "holding"],
     ]
+    walked = ContactFacts("hand", person_moved=True, attached=True)
+    still = ContactFacts("hand", attached=True)
+    assert [h.contacting(grasp, f) for f in (walked, still, still, still)] == [
+        ["carrying", "holding"], ["carrying", "holding"], ["carrying", "holding"], ["holding"]
+    ]  # carrying lasts two frames after the person stopped
+    # put down: the cup rests again with the hand on it, as in the first frames above
+    assert h.contacting(grasp, hand) == ["holding"]
     assert h.contacting(grasp, ContactFacts(None)) == ["not_contacting"]
     assert h.contacting(grasp, hand) == ["touching"]  # the history restarted
 
@@ -130,10 +137,18 @@ def test_spatial_and_attention_rules():
     assert spatial((42, 45, 58, 75), PERSON, person) == ["in"]
     assert spatial((42, 30, 58, 60), PERSON, person) == ["above", "in"]
     head, right = (50.0, 25.0, 5.0), (1.0, 0.0)
-    assert attention((90.0, 30.0), head, right, hidden=0.0) == ["looking_at"]
-    assert attention((10.0, 30.0), head, right, hidden=0.0) == ["not_looking_at"]
-    assert attention((90.0, 30.0), head, right, hidden=0.5) == ["unsure"]
-    assert attention((90.0, 30.0), head, None, hidden=0.0) == ["unsure"]
+    ahead, aside = (90.0, 30.0), (10.0, 30.0)  # inside / outside the gaze cone
+    fixated = (True, True)
+    assert attention(ahead, head, right, 0.0, fixated, seen_ago=0) == ["looking_at"]
+    # the gaze just arrived: not yet attention; the object is in front, so not_looking_at
+    assert attention(ahead, head, right, 0.0, (False, True), seen_ago=0) == ["not_looking_at"]
+    # the gaze just left after a fixation: attention lingers for a frame
+    assert attention(aside, head, right, 0.0, (True, True, True)) == ["looking_at"]
+    assert attention(aside, head, right, 0.0, (False, True, True)) == ["unsure"]
+    assert attention(aside, head, right, 0.0, (), seen_ago=5) == ["not_looking_at"]
+    assert attention(aside, head, right, 0.0, (), seen_ago=6) == ["unsure"]
+    assert attention(ahead, head, right, 0.5, fixated, seen_ago=0) == ["unsure"]  # hidden
+    assert attention(ahead, head, None, 0.0, fixated, seen_ago=0) == ["unsure"]  # no gaze
 
 
 def test_held_object_stays_until_held_then_follows_the_hand():

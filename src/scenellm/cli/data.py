@@ -58,28 +58,45 @@ def synth(
 @app.command()
 def inspect(
     root: Path = typer.Argument(..., help="Action Genome root (annotations/, frames/)."),
-    as_json: bool = typer.Option(False, "--json", help="Print counts as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print everything as JSON."),
     min_frames: int = typer.Option(3, help="Minimum kept frames per video (STTran: 3)."),
 ) -> None:
-    """Count videos, frames, objects and GT triplets per split after STTran's filtering."""
+    """Per split after STTran's filtering: videos, frames, objects per frame, label
+    distributions and, for generated data, the world's oracle ceilings (PREDCLS R@K with
+    constraint of the best predictor that sees one frame's world state, and of one that also
+    knows the past)."""
     from scenellm.data.ag import load_action_genome
+    from scenellm.data.ceilings import ceilings, read_states
+    from scenellm.data.stats import split_stats
     from scenellm.errors import UserError
 
     try:
-        counts = load_action_genome(root, min_frames=min_frames).counts()
+        data = load_action_genome(root, min_frames=min_frames)
+        stats = split_stats(data)
+        states = read_states(root)
+        if states is not None:
+            for split, c in ceilings(data, states).items():
+                stats[split]["ceilings"] = c
     except UserError as exc:
         _fail(str(exc))
     if as_json:
-        typer.echo(json.dumps(counts, indent=2))
+        typer.echo(json.dumps(stats, indent=2))
         return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{root} (after STTran filtering)")
-    for column in ("split", "videos", "frames", "objects", "relations"):
+    table = Table(title=f"{root} (after STTran filtering)", caption="no-contact: share of "
+                  "not_contacting among contacting labels; R@20 now / past: oracle ceilings")
+    columns = ("split", "videos", "frames", "obj/frame", "triplets", "no-contact",
+               "R@20 now", "R@20 past")
+    for column in columns:
         table.add_column(column, justify="right" if column != "split" else "left")
-    for split, c in counts.items():
-        table.add_row(split, *(str(c[k]) for k in ("videos", "frames", "objects", "relations")))
+    for split, c in stats.items():
+        ceiling = c.get("ceilings")
+        table.add_row(split, str(c["videos"]), str(c["frames"]), f"{c['objects_per_frame']:.2f}",
+                      str(c["relations"]), f"{c['not_contacting_share']:.0%}",
+                      f"{ceiling['per_frame']['R@20']:.1f}" if ceiling else "-",
+                      f"{ceiling['history']['R@20']:.1f}" if ceiling else "-")
     Console().print(table)
 
 

@@ -53,7 +53,7 @@ class DataParams(Section):
     root: NonEmpty = Field("data", description="Action Genome root (annotations/ and frames/); "
                                                 "only the default 'data' is ever generated.")
     synth_seed: Seed = Field(0, description="Seed of the embedded synthetic dataset.")
-    synth_videos: PositiveInt = Field(100, description="Videos in the synthetic dataset.")
+    synth_videos: PositiveInt = Field(150, description="Videos in the synthetic dataset.")
     synth_frames: PositiveInt = Field(16, description="Frames per synthetic video.")
     synth_width: PositiveInt = Field(160, ge=32, description="Synthetic frame width in pixels.")
     synth_height: PositiveInt = Field(120, ge=32, description="Synthetic frame height in pixels.")

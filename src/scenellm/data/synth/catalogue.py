@@ -12,7 +12,8 @@ the affordances the world rules read (see :mod:`scenellm.data.synth.world`):
 - ``sit`` / ``lie``: the person can settle on it (``sitting_on`` / ``lying_on``);
 - ``surface``: other objects stand on it and are used over it; a hand resting on it
   long enough is ``leaning_on``; ``twist``: a hand kept on it is ``twisting`` (door knob);
-- ``watch``: hung on the wall, looked at from afar.
+- ``watch``: hung on the wall, looked at from afar;
+- ``stand``: the floor, under the person's feet (``standing_on``; ``touching`` when seated).
 
 Sizes are (width, height) in image heights for an object at the person's depth.
 """
@@ -28,7 +29,7 @@ RGB = tuple[int, int, int]
 class ObjectKind:
     name: str  # class name as written in the AG pickles (vocab.OBJECT_CLASSES)
     size: tuple[float, float]
-    place: str  # "wall" | "furniture" | "small"
+    place: str  # "floor" | "wall" | "furniture" | "small"
     shape: str
     colour: RGB
     accent: RGB
@@ -63,6 +64,7 @@ _TABLE = (
     ("table", (0.34, 0.20), "furniture", "table", (115, 70, 35), (165, 115, 60), "stripes_h", "surface"),
     ("television", (0.28, 0.18), "wall", "rect", (20, 20, 25), (70, 95, 160), "screen", "watch"),
     ("door", (0.20, 0.46), "wall", "rect", (195, 145, 90), (140, 95, 55), "panels", "twist"),
+    ("floor", (1.0, 0.48), "floor", "rect", (150, 155, 170), (120, 124, 138), "grid", "stand"),
 )
 # fmt: on
 CATALOGUE: dict[str, ObjectKind] = {row[0]: _kind(*row) for row in _TABLE}

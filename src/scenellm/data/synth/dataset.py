@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scenellm.data.ceilings import write_states
 from scenellm.data.synth.occlusion import in_frame
 from scenellm.data.synth.plan import plan_video
 from scenellm.data.synth.render import render, video_look
@@ -24,7 +25,7 @@ from scenellm.data.synth.world import simulate
 from scenellm.data.synth.writer import ActionGenomeWriter, atomic_directory, pixel_box
 
 ID_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-TEST_SHARE, SHORT_SHARE = 0.3, 0.04
+TEST_SHARE, SHORT_SHARE = 0.4, 0.04
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class VideoSpec:
 
 
 def dataset_plan(seed: int, videos: int, frames: int) -> list[VideoSpec]:
-    """Ids (sorted), a ~70/30 train/test split per video, and a few 1–2 frame videos."""
+    """Ids (sorted), a ~60/40 train/test split per video, and a few 1–2 frame videos."""
     rng = np.random.default_rng([seed, 0])
     ids: set[str] = set()
     while len(ids) < videos:
@@ -89,6 +90,7 @@ def generate(
         s: {"videos": 0, "frames": 0, "objects": 0, "visible_objects": 0} for s in ("train", "test")
     }
     no_person = no_visible = 0
+    world: dict[str, list[tuple[tuple, tuple]]] = {}
     with atomic_directory(Path(out_dir)) as tmp:
         writer = ActionGenomeWriter(tmp, size)
         for i, spec in enumerate(specs):
@@ -114,6 +116,8 @@ def generate(
                     )
                     for k, o in zip(kinds, state.objects, strict=True)
                 ]
+                world[f"{spec.video_id}.mp4/{number:06d}.png"] = [
+                    (o.state, o.memory) for o in state.objects if o.visible]
                 writer.add_frame(
                     spec.video_id,
                     number,
@@ -133,6 +137,7 @@ def generate(
             if progress is not None:
                 progress(i + 1, len(specs))
         writer.close()
+        write_states(tmp, world)
     return {
         "videos": len(specs),
         "frames": sum(c["frames"] for c in counts.values()),

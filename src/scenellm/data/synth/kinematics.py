@@ -56,11 +56,14 @@ def hold_point(it: Intent, t: Thing, things: list[Thing], fig: Figure, H: float)
 
 
 def contact_kind(i: int, t: Thing, it: Intent) -> str | None:
-    """How the person touches thing ``i``: hand, seat, worn, back, or not at all (None)."""
+    """How the person touches thing ``i``: hand, seat, worn, back, feet (the floor under a
+    standing or seated person), or not at all (None)."""
     if t.attach is not None:
         return {"body": "worn", "back": "back", "hand": "hand"}[t.attach]
     if it.pose == "closeup":
         return None
+    if "stand" in t.kind.roles:
+        return "feet" if it.pose in ("stand", "sit") else None
     if it.hand == i and it.hand_at == "reach":
         return "hand"
     if it.seat == i and it.pose in ("sit", "lie"):

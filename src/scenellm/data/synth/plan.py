@@ -27,12 +27,17 @@ class Intent:
     hand_at: str = "reach"  # reach | chest | head | side | table | wipe_l | wipe_r
     surface: int | None = None  # the table for hand_at table / wipe_*
     seat: int | None = None
-    attach: str | None = None  # body | back | release, applied to `hand` first
+    attach: str | None = None  # body | back | release | place, applied to `hand` first
+
+
+WANDER = 0.8  # chance per frame that free eyes move to another object
+TURN = 0.3  # chance that the person turns towards it when the hands are free
 
 
 class Planner:
     def __init__(self, things: list[Thing], size: tuple[int, int], rng: np.random.Generator):
         self.things, self.rng = things, rng
+        self.glanced: int | None = None
         self.W, self.H = size
         self.x = float(rng.uniform(0.15, 0.85)) * self.W
         self.facing = int(rng.choice([-1, 1]))
@@ -43,7 +48,20 @@ class Planner:
         kw.setdefault("hand", self.held)
         kw.setdefault("hand_at", "side" if self.held is not None else "reach")
         for _ in range(n):
-            self.intents.append(Intent(x=self.x, facing=self.facing, **kw))
+            look = kw["look"] if "look" in kw else self.wander(kw["hand"])
+            self.intents.append(Intent(x=self.x, facing=self.facing, **{**kw, "look": look}))
+
+    def wander(self, busy: int | None) -> int | None:
+        """Where the eyes go when the activity does not say: mostly the thing in hand, else
+        now and then another object of the room (turning to it when the hands are free)."""
+        if busy is not None and self.rng.random() < 0.5:
+            return busy
+        if self.rng.random() < WANDER:
+            self.glanced = int(self.rng.integers(len(self.things)))
+            if busy is None and self.rng.random() < TURN:
+                cx = self.things[self.glanced].centre[0]
+                self.facing = 1 if cx > self.x else -1
+        return self.glanced
 
     def find(self, role: str) -> int | None:
         hits = [i for i, t in enumerate(self.things) if role in t.kind.roles]
@@ -80,7 +98,12 @@ class Planner:
         self.held = i
 
     def release(self) -> None:
-        self.emit(hand=self.held, hand_at="chest", attach="release")
+        """Put the held thing down where the hand is (a table top under it, else the floor)
+        and keep the hand on it for two frames: the same picture as the first frames of
+        picking something up, told apart only by what came before."""
+        i = self.held
+        self.emit(hand=i, hand_at="reach", attach="place", look=i)
+        self.emit(hand=i, hand_at="reach", look=i)
         self.held = None
 
     # -- activities -------------------------------------------------------------------
@@ -176,7 +199,7 @@ class Planner:
 
 def _activity(planner: Planner, i: int, thing: Thing):
     roles, rng = thing.kind.roles, planner.rng
-    if thing.attach == "body":
+    if thing.attach == "body" or "stand" in roles:
         return None
     if roles & {"drink", "eat"}:
         return lambda: planner.use_at_head(i)

@@ -16,8 +16,11 @@ VERTICAL = 0.15  # |Δy| / person height beyond which an object is above / benea
 BESIDE = 0.3  # horizontal overlap / narrower width at or below which it is on the side
 INSIDE = 0.8  # share of a worn object's box inside the person box to call it `in`
 GAZE_COS = math.cos(math.radians(30))  # half-angle of the gaze cone
-UNSURE_OCCLUSION = 0.3  # an object this much hidden gets attention `unsure`
+UNSURE_OCCLUSION = 0.5  # an object this much hidden gets attention `unsure`
 HOLD_AFTER, SIT_AFTER, USE_AFTER, CARRY_BEFORE_BACK = 3, 2, 2, 2
+CARRY_AFTER = 2  # frames a stopped person still carries what they walked with
+GAZE_WINDOW, FIXATION = 4, 3  # looking_at: in the gaze cone in 3 of the last 4 frames
+ATTENTION_MEMORY = 5  # frames an object out of sight stays not_looking_at (then unsure)
 
 
 def _ordered(labels: set[str], kind: str) -> list[str]:
@@ -50,32 +53,55 @@ def spatial(box: Box, layer: int, person: Box) -> list[str]:
     return _ordered(labels, "spatial")
 
 
+def in_gaze(
+    centre: tuple[float, float],
+    head: tuple[float, float, float],
+    gaze: tuple[float, float] | None,
+) -> bool:
+    """The object centre lies within 30° of the gaze ray, or touches the head."""
+    if gaze is None:
+        return False
+    vx, vy = centre[0] - head[0], centre[1] - head[1]
+    dist = math.hypot(vx, vy)
+    return dist <= head[2] or (vx * gaze[0] + vy * gaze[1]) / dist >= GAZE_COS
+
+
 def attention(
     centre: tuple[float, float],
     head: tuple[float, float, float],
     gaze: tuple[float, float] | None,
     hidden: float,
+    gazed_before: tuple[bool, ...] = (),
+    seen_ago: int = ATTENTION_MEMORY + 1,
 ) -> list[str]:
-    """One label: inside the gaze cone → looking_at; no gaze or half-hidden → unsure."""
+    """One label. No gaze or ≥ 50 % hidden → unsure. A fixation → looking_at: the object was
+    inside the gaze cone in at least ``FIXATION`` of the last ``GAZE_WINDOW`` frames (this
+    one and ``gazed_before``, the previous frames' cone hits, latest last), so a gaze that
+    sweeps past is not attention and attention outlasts the gaze by a frame. Else
+    not_looking_at while the object was in front of the person within the last
+    ``ATTENTION_MEMORY`` frames (``seen_ago``; 0 = in front now), else unsure: nobody can
+    tell whether they attend to what they have not faced for a while."""
     if gaze is None or hidden >= UNSURE_OCCLUSION:
         return ["unsure"]
-    vx, vy = centre[0] - head[0], centre[1] - head[1]
-    dist = math.hypot(vx, vy)
-    if dist <= head[2] or (vx * gaze[0] + vy * gaze[1]) / dist >= GAZE_COS:
+    window = (*gazed_before[-(GAZE_WINDOW - 1):], in_gaze(centre, head, gaze))
+    if sum(window) >= FIXATION:
         return ["looking_at"]
-    return ["not_looking_at"]
+    if seen_ago <= ATTENTION_MEMORY:
+        return ["not_looking_at"]
+    return ["unsure"]
 
 
 @dataclass(frozen=True)
 class ContactFacts:
     """What the world shows about one (person, object) pair in one frame."""
 
-    kind: str | None  # None | "hand" | "seat" | "worn" | "back"
+    kind: str | None  # None | "hand" | "seat" | "worn" | "back" | "feet"
     pose: str = "stand"
     at_head: bool = False  # a held object at the mouth
     on_surface: bool = False  # a held object resting over a table top
     person_moved: bool = False  # the person walked since the previous frame
     object_moved: bool = False  # the object moved since the previous frame
+    attached: bool = False  # the object follows the hand (it is lifted)
 
 
 @dataclass
@@ -85,14 +111,26 @@ class PairHistory:
     hand: int = 0  # frames of hand contact
     head: int = 0  # frames held at the head
     carried: int = 0  # frames carried in the current hold
+    since_walk: int = CARRY_AFTER + 1  # frames since the person last walked holding it
+    held: bool = False  # it was lifted in the current hand contact (so it is being put down)
     seat: int = 0  # frames settled on the seat
     sat: int = 0  # of those, frames labelled sitting_on
     back_ok: bool = False  # it reached the back after being carried long enough
+    lifts: bool = False  # this frame's labels lift it into the hand
+
+    def memory(self) -> tuple:
+        """What the pair's past decides, as a hashable key (counters capped where the rules
+        stop looking)."""
+        return (min(self.hand, HOLD_AFTER + 1), min(self.head, USE_AFTER), min(self.carried,
+                CARRY_BEFORE_BACK), min(self.since_walk, CARRY_AFTER + 1), self.held,
+                min(self.seat, SIT_AFTER + 1), min(self.sat, 2), self.back_ok)
 
     def contacting(self, roles: frozenset[str], f: ContactFacts) -> list[str]:
         """Advance the counters by one frame and return its contacting labels."""
+        self.lifts = False
         if f.kind != "hand":
             self.hand = self.head = self.carried = 0
+            self.since_walk, self.held = CARRY_AFTER + 1, False
         if f.kind != "seat":
             self.seat = self.sat = 0
         if f.kind != "back":
@@ -101,6 +139,8 @@ class PairHistory:
             return ["not_contacting"]
         if f.kind == "worn":
             return ["covered_by"] if "cover" in roles else ["wearing"]
+        if f.kind == "feet":
+            return ["standing_on"] if f.pose == "stand" else ["touching"]
         if f.kind == "back":
             return ["have_it_on_the_back"] if self.back_ok else ["other_relationship"]
         if f.kind == "seat":
@@ -118,7 +158,9 @@ class PairHistory:
 
     def _hand(self, roles: frozenset[str], f: ContactFacts) -> list[str]:
         self.hand += 1
-        if self.hand <= HOLD_AFTER:
+        if not f.attached and self.held:  # setting down what was lifted: still holding it
+            return ["holding"]
+        if not f.attached and self.hand <= HOLD_AFTER:
             return ["touching"]
         if "grasp" not in roles:
             return (
@@ -129,9 +171,13 @@ class PairHistory:
                 else ["other_relationship"]
             )
         labels = {"holding"}
+        self.lifts = not f.attached
+        self.held = True
         self.head = self.head + 1 if f.at_head else 0
-        if f.person_moved:
+        self.since_walk = 0 if f.person_moved else self.since_walk + 1
+        if self.since_walk <= CARRY_AFTER:
             labels.add("carrying")
+        if f.person_moved:
             self.carried += 1
         if self.head >= USE_AFTER and "drink" in roles:
             labels.add("drinking_from")

@@ -21,7 +21,8 @@ BACK, BEHIND_BODY, PERSON, HAND, FRONT = 0, 1, 2, 3, 4
 HORIZON = 0.52  # wall/floor boundary, in image heights from the top
 FLOOR = {BACK: 0.68, PERSON: 0.84, FRONT: 0.97}  # where feet / object bottoms stand
 SCALE = {BACK: 0.85, FRONT: 1.1}
-RANK = {"wall": 0, "furniture": 1, "small": 2}  # draw order inside one layer
+RANK = {"floor": -1, "wall": 0, "furniture": 1, "small": 2}  # draw order inside one layer
+OTHER_CLASSES = (6, 8)  # classes besides the floor per room, inclusive
 
 
 @dataclass
@@ -51,10 +52,11 @@ class Thing:
 
 
 def choose_classes(rng: np.random.Generator) -> list[str]:
-    """2–5 distinct classes; at most two pieces of furniture and one of sofa/bed."""
-    n = int(rng.integers(2, 6))
-    names = sorted(CATALOGUE)
-    chosen: list[str] = []
+    """The floor and 6–8 other distinct classes; at most two pieces of furniture and one of
+    sofa/bed."""
+    n = int(rng.integers(OTHER_CLASSES[0], OTHER_CLASSES[1] + 1)) + 1
+    names = sorted(c for c in CATALOGUE if c != "floor")
+    chosen: list[str] = ["floor"]
     for i in rng.permutation(len(names)):
         name = names[i]
         furniture = [c for c in chosen if CATALOGUE[c].place == "furniture"]
@@ -87,7 +89,10 @@ def layout_scene(rng: np.random.Generator, width: int, height: int) -> list[Thin
     things: dict[str, Thing] = {}
     for name in order:
         kind = CATALOGUE[name]
-        if kind.place == "wall":
+        if kind.place == "floor":
+            t = Thing(kind, float(width), (1 - HORIZON) * height, BACK, (0, 0, 0, 0))
+            t.place(width / 2, float(height))
+        elif kind.place == "wall":
             w, h = kind.size[0] * height, kind.size[1] * height
             t = Thing(kind, w, h, BACK, (0, 0, 0, 0))
             bottom = (

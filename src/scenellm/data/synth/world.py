@@ -1,12 +1,19 @@
 """The synthetic world: one person acting in a room, frame by frame, and the rules that
 turn its state into Action Genome annotations.
 
-A video is a room (:mod:`~scenellm.data.synth.scene`: 2–5 objects of distinct classes,
-each on a depth layer) and a person following a scripted random plan
-(:mod:`~scenellm.data.synth.plan`: walk, reach, pick up, drink, sit, lie, put on, leave,
-step in front of the lens). Labels are computed from the world state, never drawn at
-random. Frames are the sampled (annotated) frames, so "n frames" below means n
-annotated frames in a row.
+A video is a room (:mod:`~scenellm.data.synth.scene`: the floor and 6–8 other objects of
+distinct classes, each on a depth layer) and a person following a scripted random plan
+(:mod:`~scenellm.data.synth.plan`: walk, reach, pick up, put down, drink, sit, lie, put on,
+leave, step in front of the lens, and eyes that wander between objects). Labels are
+computed from the world state and its past, never drawn at random. Frames are the sampled
+(annotated) frames, so "n frames" below means n annotated frames in a row.
+
+Many labels need the past: a single frame often looks the same for different labels (a
+hand on a resting cup is *touching* while picking it up and *holding* while putting it
+down; an object just outside the gaze is *looking_at* right after a fixation). Each
+visible object's frame state and the rules' memory are written to ``world/states.json``,
+from which :mod:`scenellm.data.ceilings` computes what an oracle seeing only the present
+can score against one that also knows the past.
 
 World rules
 -----------
@@ -29,18 +36,26 @@ Spatial (object → person, multi-label, from boxes and layers; at least one lab
   * if nothing applies, the dominant offset (side, above or beneath).
 Attention (exactly one label per visible object)
   * ``unsure`` when the person faces the camera, is not detected (off-screen) or the
-    object is ≥ 30 % hidden; else ``looking_at`` when the object centre is within 30° of
-    the gaze ray from the head (or touches the head), else ``not_looking_at``. The gaze
-    goes to the object the person attends to, if it is on the side they face, else
-    straight ahead slightly down.
+    object is ≥ 50 % hidden;
+  * ``looking_at`` on a fixation: the object centre was within 30° of the gaze ray from
+    the head (or touched the head) in at least 3 of the last 4 frames (this one included),
+    so a gaze sweeping past is not attention and attention outlasts the gaze by a frame;
+  * else ``not_looking_at`` if the object was on the side the person faces within the
+    last 5 frames, else ``unsure``;
+  * the gaze goes to the object the person attends to, if it is on the side they face,
+    else straight ahead slightly down; free eyes wander to another object now and then.
 Contacting (multi-label, a per-(person, object) state machine over consecutive *observed*
 frames; every counter restarts when the object is invisible or contact stops)
-  * no contact → ``not_contacting``;
-  * hand on it: ``touching`` for the first 3 frames; from the 4th (≥ 3 prior contact
-    frames) a graspable object is ``holding`` and from then on follows the hand; a table
-    becomes ``leaning_on``, a door ``twisting`` (the knob), other furniture
+  * no contact → ``not_contacting``; the floor is ``standing_on`` under a standing person
+    and ``touching`` under a seated one;
+  * hand on a resting object: ``touching`` for the first 3 frames; from the 4th (≥ 3 prior
+    contact frames) a graspable object is ``holding`` and from then on follows the hand;
+    a table becomes ``leaning_on``, a door ``twisting`` (the knob), other furniture
     ``other_relationship``;
-  * while holding: ``carrying`` when the person walked since the previous frame;
+  * put down: the object rests where the hand let it go (a table top under it, else the
+    floor) with the hand on it for two frames, which stay ``holding`` — the same picture
+    as the ``touching`` frames of picking it up;
+  * while holding: ``carrying`` when the person walked within the last 2 frames;
     ``drinking_from`` (cup/glass/bottle) / ``eating`` (food, sandwich) once it has been
     held at the mouth for ≥ 2 frames; ``writing_on`` (paper/notebook) when it rests over a
     table; ``wiping`` (towel) when it rests over a table and moved while the person stood;
@@ -63,10 +78,14 @@ from scenellm.data.synth.kinematics import contact_kind, drop, gaze, grip, hold_
 from scenellm.data.synth.occlusion import coverage, in_frame
 from scenellm.data.synth.plan import Intent
 from scenellm.data.synth.relations import (
+    ATTENTION_MEMORY,
     CARRY_BEFORE_BACK,
+    GAZE_WINDOW,
+    UNSURE_OCCLUSION,
     ContactFacts,
     PairHistory,
     attention,
+    in_gaze,
     spatial,
 )
 from scenellm.data.synth.scene import BEHIND_BODY, HAND, PERSON, Box, Thing
@@ -84,6 +103,8 @@ class ObjectView:
     attention: list[str] | None
     spatial: list[str] | None
     contacting: list[str] | None
+    state: tuple | None = None  # what this frame shows of the pair (visible objects)
+    memory: tuple | None = None  # what the pair's past adds (the rules' counters)
 
 
 @dataclass(frozen=True)
@@ -100,7 +121,7 @@ class FrameState:
 def _attach(it: Intent, things: list[Thing], history: list[PairHistory], H: float) -> None:
     """Apply the plan's release / put-on requests; a hand lets go of what it no longer uses."""
     for i, t in enumerate(things):
-        if t.attach == "hand" and (it.hand != i or it.attach == "release"):
+        if t.attach == "hand" and (it.hand != i or it.attach in ("release", "place")):
             drop(t, things, H)
     if it.hand is None or things[it.hand].attach != "hand":
         return
@@ -143,6 +164,8 @@ def simulate(things: list[Thing], plan: list[Intent], size: tuple[int, int]) -> 
     """Run the plan in the room; ``things`` are moved in place. One state per intent."""
     W, H = size
     history = [PairHistory() for _ in things]
+    seen_ago = [ATTENTION_MEMORY + 1] * len(things)  # frames since last in front of the person
+    gazed: list[tuple[bool, ...]] = [()] * len(things)  # cone hits of the previous frames
     prev_x = plan[0].x if plan else 0.0
     prev_centres = [t.centre for t in things]
     states = []
@@ -160,11 +183,13 @@ def simulate(things: list[Thing], plan: list[Intent], size: tuple[int, int]) -> 
         mouth = anchor(fig, "head", H)
         views = []
         for i, t in enumerate(things):
+            seen_ago[i] = min(seen_ago[i] + 1, ATTENTION_MEMORY + 1)
             visible = it.pose != "closeup" and in_frame(t.box, W, H) >= 0.5 and hidden[i] < HIDDEN
             if not visible:
                 history[i] = PairHistory()
                 views.append(ObjectView(t.box, t.layer, t.rank, False, None, None, None))
                 continue
+            behind = look is not None and (t.centre[0] - fig.head[0]) * it.facing <= -fig.head[2]
             facts = ContactFacts(
                 kinds[i],
                 it.pose,
@@ -172,20 +197,26 @@ def simulate(things: list[Thing], plan: list[Intent], size: tuple[int, int]) -> 
                 on_surface=t.attach == "hand" and _on_surface(t, things, H),
                 person_moved=moved,
                 object_moved=math.dist(t.centre, prev_centres[i]) >= 1.0,
+                attached=t.attach == "hand",
             )
+            memory = (*history[i].memory(), seen_ago[i], gazed[i])
             contacting = history[i].contacting(t.kind.roles, facts)
-            if "holding" in contacting and t.attach is None:
+            if history[i].lifts:
                 t.attach, t.layer = "hand", HAND
+            boxes = spatial(t.box, t.layer, pbox)
+            if look is not None and not behind:
+                seen_ago[i] = 0
+            att = attention(t.centre, fig.head, look, hidden[i], gazed[i], seen_ago[i])
+            in_cone = in_gaze(t.centre, fig.head, look)
+            gazed[i] = (*gazed[i], in_cone)[-(GAZE_WINDOW - 1):]
+            state = (
+                t.kind.name, facts.kind, facts.pose, it.facing, it.hand_at if facts.kind == "hand"
+                else None, facts.at_head, facts.on_surface, facts.person_moved, facts.attached,
+                hidden[i] >= UNSURE_OCCLUSION, in_cone, behind,
+                look is None, tuple(boxes),
+            )
             views.append(
-                ObjectView(
-                    t.box,
-                    t.layer,
-                    t.rank,
-                    True,
-                    attention(t.centre, fig.head, look, hidden[i]),
-                    spatial(t.box, t.layer, pbox),
-                    contacting,
-                )
+                ObjectView(t.box, t.layer, t.rank, True, att, boxes, contacting, state, memory)
             )
         states.append(FrameState(fig, hand, target is not None, look, pbox, seen, tuple(views)))
         prev_x, prev_centres = it.x, [t.centre for t in things]
