@@ -7,8 +7,10 @@ import math
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 
+from scenellm.errors import ModelArtifactError
 from scenellm.tracking.registry import (
     champion_info,
     load_directory_manifest,
@@ -68,8 +70,8 @@ def test_registered_model_loads_with_one_call(
     assert one_call.unwrap_python_model().model == loaded
     pyfunc = mlflow.pyfunc.load_model(str(next(tmp_path.rglob("MLmodel")).parent))
     assert pyfunc.model_config == {"loader": LOADER}
-    with pytest.raises(NotImplementedError, match="evaluate stage"):
-        pyfunc.unwrap_python_model().predict(None, ["video"])
+    with pytest.raises(ModelArtifactError, match="without an inference bundle"):
+        pyfunc.predict(pd.DataFrame({"data_root": ["."], "video": ["v"]}))
 
 
 # (metric, data version, force) of successive registrations →
