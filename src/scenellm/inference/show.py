@@ -66,8 +66,10 @@ def draw_frame(data_root: Path, graph: dict, top: int):
         color = PERSON_COLOR if index == 0 else COLORS[(index - 1) % len(COLORS)]
         xyxy = [v * scale for v in box]
         draw.rectangle(xyxy, outline=color, width=2)
-        draw.text((xyxy[0] + 3, xyxy[1] + 2), f"{name}" + (f" #{index}" if index else ""),
-                  fill=color, font=font)
+        label = f"{name}" + (f" #{index}" if index else "")
+        corner = (xyxy[0] + 2, xyxy[1] + 2)
+        draw.rectangle(draw.textbbox(corner, label, font=font), fill=color)
+        draw.text(corner, label, fill="black", font=font)
     truth = {t[:4] for t in graph["truth"]}
     x, y = frame.width + 8, 6
     draw.text((x, y), graph["key"], fill="black", font=font)
