@@ -48,6 +48,7 @@ class Champion:
         env = {k: v for k, v in os.environ.items()
                if k not in ("SCENELLM_HOME", "MLFLOW_TRACKING_URI", "PREFECT_API_URL")}
         env.update({"PYTHONPATH": str(SRC), "MLFLOW_TRACKING_URI": self.tracking_uri,
+                    "PATH": f"{Path(PYTHON).parent}{os.pathsep}{os.environ.get('PATH', '')}",
                     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
                     "PREFECT_HOME": str(self.project.home / "prefect"),
                     "PREFECT_LOGGING_LEVEL": "WARNING"})
