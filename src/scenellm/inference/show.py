@@ -49,14 +49,14 @@ def frame_graphs(data, predictions: pd.DataFrame, video: str, top: int) -> list[
     return out
 
 
-def draw_frame(data_root: Path, graph: dict, top: int):
+def draw_frame(data_root: Path, graph: dict, top: int, min_width: int = MIN_WIDTH):
     """One picture: the scaled frame with labelled boxes, the text panel on its right."""
     from PIL import Image, ImageDraw, ImageFont
 
     font = ImageFont.load_default()
     with Image.open(Path(data_root) / "frames" / graph["key"]) as image:
         frame = image.convert("RGB")
-    scale = max(1, math.ceil(MIN_WIDTH / frame.width))
+    scale = max(1, math.ceil(min_width / frame.width))
     frame = frame.resize((frame.width * scale, frame.height * scale), Image.NEAREST)
     canvas = Image.new("RGB", (frame.width + PANEL, max(frame.height, 40 + 14 * (2 * top + 12))),
                        "white")
@@ -88,10 +88,11 @@ def draw_frame(data_root: Path, graph: dict, top: int):
     return canvas
 
 
-def render(data_root: Path, data, predictions: pd.DataFrame, video: str, top: int = 5):
+def render(data_root: Path, data, predictions: pd.DataFrame, video: str, top: int = 5,
+           min_width: int = MIN_WIDTH):
     """``(pictures, graphs)``: one PIL image and one :func:`frame_graphs` entry per frame."""
     graphs = frame_graphs(data, predictions, video, top)
-    return [draw_frame(data_root, g, top) for g in graphs], graphs
+    return [draw_frame(data_root, g, top, min_width) for g in graphs], graphs
 
 
 def save_gif(pictures: list, path: Path, ms_per_frame: int = 700) -> None:
@@ -139,7 +140,7 @@ def write_examples(data_root: Path, data, predictions: pd.DataFrame, videos: lis
     predictions = predictions[predictions["mode"] == mode]
     paths = []
     for video in videos:
-        pictures, _ = render(data_root, data, predictions, video)
+        pictures, _ = render(data_root, data, predictions, video, min_width=320)  # ~0.5 MB
         paths.append(folder / f"{Path(video).stem}.gif")
         save_gif(pictures, paths[-1])
     return paths
