@@ -91,6 +91,11 @@ def test_unknown_video_is_one_line(in_project):
     assert "no video 'NOPE'" in line
 
 
+def test_missing_data_root_is_one_line(in_project, tmp_path):
+    line = one_line_error("predict", "--data", str(tmp_path / "nowhere"), "--video", "V")
+    assert "not an Action Genome folder" in line
+
+
 def test_missing_frame_is_one_line(in_project, tmp_path):
     data = tmp_path / "data"
     shutil.copytree(in_project.data, data)

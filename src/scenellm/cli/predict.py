@@ -22,10 +22,16 @@ def _data_root(data: Path | None) -> Path:
     from scenellm.config.load import load_params
     from scenellm.project import Project
 
-    if data is not None:
-        return data.expanduser().resolve()
-    project = Project.discover()
-    return project.data_root(load_params(project.params_dir).data.root)
+    if data is None:
+        project = Project.discover()
+        data = project.data_root(load_params(project.params_dir).data.root)
+    root = data.expanduser().resolve()
+    if not (root / "annotations").is_dir():  # before the model loads
+        from scenellm.errors import PredictionRequestError
+
+        raise PredictionRequestError(f"{root}: not an Action Genome folder (no annotations/); "
+                                     "pass the folder that holds annotations/ and frames/.")
+    return root
 
 
 def _load(model: str):
