@@ -91,3 +91,8 @@ def test_logged_model_carries_signature_example_and_bundle(champion, tmp_path):
                  "model/vqvae", "model/llm", "detector/detector.safetensors"):
         assert (bundle / name).exists(), name
     assert not list(local.rglob("*.pkl"))  # models from code: nothing is unpickled on load
+    from mlflow import MlflowClient
+
+    tags = MlflowClient(champion.tracking_uri).get_model_version("scenellm",
+                                                                 str(champion.version)).tags
+    assert tags["inference_bundle"] == "1" and tags["finetune_fingerprint"]

@@ -23,7 +23,8 @@ reported and never compared:
 1. no champion yet, or ``force=True`` → the new version is champion;
 2. the champion was scored with the same metric on the same data version (DVC md5) →
    the new version is champion only if its metric is strictly higher (a non-finite score
-   never wins; a non-finite champion score loses to any finite one);
+   never wins; a non-finite champion score loses to any finite one), or equal when the
+   champion has no inference bundle (it cannot predict) and the new version has one;
 3. the champion was scored on another data version (or with another metric) → scores are
    not comparable, so the new version is challenger. To replace the champion after the
    data changed, re-evaluate it on the new data and pass ``force=True`` when the new
@@ -174,7 +175,8 @@ def log_model(
 
 
 def champion_info(client: MlflowClient, name: str = MODEL_NAME) -> dict[str, Any] | None:
-    """``{"version", "run_id", "metric", "metric_name", "data_md5"}`` of the champion, or None."""
+    """``{"version", "run_id", "metric", "metric_name", "data_md5", "can_predict"}`` of the
+    champion, or None; ``can_predict``: it was logged with an inference bundle."""
     found = client.search_registered_models(filter_string=f"name = '{name}'")
     if not found or "champion" not in found[0].aliases:
         return None
@@ -185,6 +187,7 @@ def champion_info(client: MlflowClient, name: str = MODEL_NAME) -> dict[str, Any
         "metric": float(version.tags.get("metric", "nan")),
         "metric_name": version.tags.get("metric_name"),
         "data_md5": version.tags.get("data_md5"),
+        "can_predict": BUNDLE_TAG in version.tags,
     }
 
 
@@ -194,8 +197,11 @@ def promotion(
     data_version: str,
     metric_name: str,
     force: bool = False,
+    can_predict: bool = False,
 ) -> tuple[str, str]:
-    """``(alias, reason)`` for a new version under the rule in the module docstring."""
+    """``(alias, reason)`` for a new version under the rule in the module docstring; a
+    version that can predict (``can_predict``) also replaces a comparable champion that
+    cannot when it ties its score."""
     if champion is None:
         return "champion", "no champion yet"
     if force:
@@ -213,6 +219,9 @@ def promotion(
         )
     if math.isfinite(metric_value) and (not math.isfinite(old) or metric_value > old):
         return "champion", f"{metric_name} {metric_value:.6g} > {old:.6g} of v{champion['version']}"
+    if can_predict and not champion.get("can_predict", True) and metric_value == old:
+        return "champion", (f"{metric_name} {metric_value:.6g} ties v{champion['version']}, "
+                            "which has no inference bundle")
     return "challenger", (
         f"{metric_name} {metric_value:.6g} does not beat {old:.6g} of "
         f"champion v{champion['version']}"
@@ -236,8 +245,12 @@ def register_and_promote(
     force: bool = False,
     name: str = MODEL_NAME,
     report: dict[str, float] | None = None,
+    bundle: int | None = None,
 ) -> dict[str, Any]:
     """Register ``model_uri`` as a new version of ``name`` and set its alias.
+
+    ``bundle``: the inference bundle format the model was logged with (tagged
+    ``inference_bundle``; None when it has none).
 
     ``report``: numbers shown with the version (test metrics), tagged ``test.<key>``
     (:func:`report_tag`) and
@@ -263,9 +276,11 @@ def register_and_promote(
             "metric_name": metric_name,
             "metric": repr(float(metric_value)),
             **{report_tag(k): repr(float(v)) for k, v in (report or {}).items()},
+            **({BUNDLE_TAG: str(bundle)} if bundle is not None else {}),
         },
     )
-    alias, reason = promotion(champion, float(metric_value), data_version, metric_name, force)
+    alias, reason = promotion(champion, float(metric_value), data_version, metric_name, force,
+                              can_predict=bundle is not None)
     client.set_registered_model_alias(name, alias, version.version)
     return {
         "version": int(version.version),
@@ -276,13 +291,15 @@ def register_and_promote(
 
 
 FINGERPRINT_TAG = "finetune_fingerprint"
+BUNDLE_TAG = "inference_bundle"  # the bundle format of a version logged with one
 
 
 def already_registered(client: MlflowClient, fingerprint: str,
                        name: str = MODEL_NAME) -> dict[str, Any] | None:
-    """The registered version built from the fine-tuning output ``fingerprint``, if any."""
-    versions = client.search_model_versions(
-        f"name='{name}' and tags.{FINGERPRINT_TAG}='{fingerprint}'")
+    """The registered version built from the fine-tuning output ``fingerprint`` with an
+    inference bundle, if any (one logged before bundles existed is registered again)."""
+    versions = [v for v in client.search_model_versions(
+        f"name='{name}' and tags.{FINGERPRINT_TAG}='{fingerprint}'") if BUNDLE_TAG in v.tags]
     if not versions:
         return None
     first = min(versions, key=lambda v: int(v.version))
@@ -306,8 +323,10 @@ def register_finetuned(client: MlflowClient, run_id: str, model_dir: Path, finge
     outcome = None if force else already_registered(client, fingerprint, name)
     if outcome is None:
         uri = log_model(client, run_id, model_dir, input_example=input_example)
+        bundle = json.loads((Path(model_dir) / "bundle.json").read_text())["format"] \
+            if (Path(model_dir) / "bundle.json").is_file() else None
         outcome = register_and_promote(client, run_id, uri, metric_value, data_version,
-                                       force=force, name=name, report=report)
+                                       force=force, name=name, report=report, bundle=bundle)
         client.set_model_version_tag(name, outcome["version"], FINGERPRINT_TAG, fingerprint)
     client.set_tag(run_id, "scenellm.registered_version", str(outcome["version"]))
     client.set_tag(run_id, "scenellm.registered_alias", outcome["alias"])
