@@ -1,5 +1,5 @@
-"""Layers point down (DESIGN §3): flows/, cli/ → stages/, search/, audit/ → tracking/ →
-model/, evaluation/, features/, data/ → shared utilities (io, device, config, errors,
+"""Layers point down (DESIGN §3): flows/, cli/ → stages/, search/, audit/ → tracking/,
+inference/ → model/, evaluation/, features/, data/ → shared utilities (io, device, config, errors,
 project). Every ``scenellm`` import of every module is read statically (top-level,
 function-level and ``TYPE_CHECKING`` imports alike) and none may point to a higher layer."""
 
@@ -15,7 +15,7 @@ PACKAGE = ROOT / "src" / "scenellm"
 LAYERS = {
     "cli": 4,
     "stages": 3, "search": 3, "audit": 3, "ablation": 3,
-    "tracking": 2,
+    "tracking": 2, "inference": 2,
     "model": 1, "evaluation": 1, "features": 1, "data": 1,
     "io": 0, "device": 0, "faults": 0, "config": 0, "errors": 0, "project": 0, "__init__": 0,
 }

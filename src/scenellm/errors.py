@@ -29,3 +29,12 @@ class ServiceError(Exception):
     def __init__(self, message: str, exit_now: bool = False) -> None:
         super().__init__(message)
         self.exit_now = exit_now
+
+
+class ModelArtifactError(UserError):
+    """A model (registry version, run or folder) lacks a file inference needs, or was
+    logged in a layout this code does not read."""
+
+
+class PredictionRequestError(UserError):
+    """A prediction request names a data root, video or mode that cannot be predicted."""

@@ -7,8 +7,10 @@ import math
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import pytest
 
+from scenellm.errors import ModelArtifactError
 from scenellm.tracking.registry import (
     champion_info,
     load_directory_manifest,
@@ -68,8 +70,8 @@ def test_registered_model_loads_with_one_call(
     assert one_call.unwrap_python_model().model == loaded
     pyfunc = mlflow.pyfunc.load_model(str(next(tmp_path.rglob("MLmodel")).parent))
     assert pyfunc.model_config == {"loader": LOADER}
-    with pytest.raises(NotImplementedError, match="evaluate stage"):
-        pyfunc.unwrap_python_model().predict(None, ["video"])
+    with pytest.raises(ModelArtifactError, match="without an inference bundle"):
+        pyfunc.predict(pd.DataFrame({"data_root": ["."], "video": ["v"]}))
 
 
 # (metric, data version, force) of successive registrations →
@@ -109,9 +111,22 @@ def test_champion_challenger_rule(logged: dict, unique_name: str) -> None:
         "metric": 0.2,
         "metric_name": "val_predcls_R@20",
         "data_md5": NEW,
+        "can_predict": False,
     }
     tags = client.get_model_version(unique_name, "7").tags
     assert tags == {"data_md5": NEW, "metric_name": "val_predcls_R@20", "metric": "0.2"}
+
+
+def test_a_version_that_can_predict_replaces_a_tied_champion_that_cannot(logged, unique_name):
+    client = logged["tracker"].client
+    register = lambda bundle: register_and_promote(  # noqa: E731
+        client, logged["run_id"], logged["uri"], 0.5, OLD, name=unique_name, bundle=bundle)
+    assert register(None)["alias"] == "champion"
+    second = register(1)
+    assert second["alias"] == "champion" and "no inference bundle" in second["reason"]
+    assert champion_info(client, unique_name)["can_predict"] is True
+    assert client.get_model_version(unique_name, "2").tags["inference_bundle"] == "1"
+    assert register(1)["alias"] == "challenger"  # a tie with a champion that predicts
 
 
 @pytest.mark.parametrize(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from scenellm.config.schema import Params
 from scenellm.evaluation import PRIMARY_METRIC, SELECTION_METRIC
 from scenellm.project import Project
@@ -21,7 +23,17 @@ def pipeline_run(tmp_path: Path, tracker: Tracker, parent: str, name: str, val: 
     finetuned = tmp_path / name
     (finetuned / "model").mkdir(parents=True)
     (finetuned / "model" / "config.json").write_text(json.dumps({"name": name}))
+    features, prepare = tmp_path / "features", tmp_path / "prepare"
+    features.mkdir(exist_ok=True)
+    prepare.mkdir(exist_ok=True)
+    (features / "manifest.json").write_text(json.dumps(
+        {"detector_config": {"name": "small_cnn", "checkpoint": None}}))
+    (features / "detector.safetensors").write_bytes(b"\x00" * 8)
+    pd.DataFrame({"video_id": ["V.mp4"], "split": ["test"]}).to_parquet(
+        prepare / "frames.parquet")
     results = {
+        "prepare": StageResult("prepare", "p" * 16, prepare, False, 1.0, "h", {}),
+        "features": StageResult("features", "f" * 16, features, False, 1.0, "h", {}),
         "finetune": StageResult("finetune", name * 8, finetuned, False, 1.0, "h",
                                 {"best_" + SELECTION_METRIC: val}),
         "evaluate": StageResult("evaluate", "e" * 16, tmp_path, False, 1.0, "h",

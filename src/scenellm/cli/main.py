@@ -11,6 +11,7 @@ import typer
 from scenellm.cli import audit as audit_cmd
 from scenellm.cli import data as data_cmd
 from scenellm.cli import dvc as dvc_cmd
+from scenellm.cli import predict as predict_cmd
 from scenellm.cli import tune as tune_cmd
 from scenellm.errors import ServiceError, UserError
 
@@ -224,6 +225,8 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -
 app.command()(user_errors(tune_cmd.tune))
 app.add_typer(tune_cmd.study_commands(user_errors), name="study")
 app.command()(user_errors(audit_cmd.audit))
+app.command()(user_errors(predict_cmd.predict))
+app.command()(user_errors(predict_cmd.show))
 
 
 def main() -> None:

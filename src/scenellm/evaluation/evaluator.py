@@ -21,12 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from scenellm.evaluation.mean_recall import KS, PredicateTally
-from scenellm.evaluation.recall import (
-    Triplets,
-    first_match_rank,
-    order_in_groups,
-    select_predictions,
-)
+from scenellm.evaluation.ranking import rank_predictions
+from scenellm.evaluation.recall import Triplets, first_match_rank
 from scenellm.evaluation.sttran_inputs import (
     PERSON,
     VideoPredictions,
@@ -126,17 +122,9 @@ class SceneGraphEvaluator:
         n_frames = self._queued_frames
         self._queue, self._queued_frames = [], 0
         # rows are frame-major, so the predictions come out grouped by frame, in list order
-        row, predicate = select_predictions(
-            rows.rel_scores, rows.frame, rows.pair_scores, self.constraint, self.semithreshold
-        )
-        sub, obj, frame = rows.sub[row], rows.obj[row], rows.frame[row]
-        # STTran: column_stack((subject score, object score, predicate score)).prod(1)
-        relation_score = (
-            rows.obj_scores[sub] * rows.obj_scores[obj] * rows.rel_scores[row, predicate]
-        )
-        order, sorted_rank = order_in_groups(frame, relation_score)
-        rank = np.empty_like(sorted_rank)
-        rank[order] = sorted_rank  # (M,) rank of each prediction within its frame
+        ranked = rank_predictions(rows, self.constraint, self.semithreshold)
+        sub, obj, frame, rank = ranked.sub, ranked.obj, ranked.frame, ranked.rank
+        predicate = ranked.predicate
         n_classes = max(PERSON, truth.obj_class.max(initial=0), rows.classes.max(initial=0)) + 1
         n_predicates = max(len(self.AG_all_predicates), rows.rel_scores.shape[1])
         dims = (n_frames, n_classes, n_predicates, n_classes)

@@ -31,14 +31,18 @@ def save_finetuned(model: SceneLLM, directory: Path, vqvae_dir: Path) -> None:
     model.llm.save_adapters(directory / "llm")
 
 
-def load_finetuned(directory: str | Path, device: str = "cpu") -> SceneLLM:
-    """Rebuild the model from a ``save_finetuned`` directory (eval mode)."""
+def load_finetuned(directory: str | Path, device: str = "cpu",
+                   llm_path: str | Path | None = None) -> SceneLLM:
+    """Rebuild the model from a ``save_finetuned`` directory (eval mode); ``llm_path``
+    replaces the recorded base LLM folder (a copy of it, e.g. inside a packaged model)."""
     from safetensors.torch import load_file
 
     from scenellm.model.vqvae import VQVAE
 
     directory = Path(directory)
     config = SceneLLMConfig(**json.loads((directory / "config.json").read_text()))
+    if llm_path is not None:
+        config.llm_path = str(llm_path)
     vqvae, mean, std = VQVAE.from_pretrained(directory / "vqvae")
     model = SceneLLM(config, vqvae, mean, std)
     missing, unexpected = model.load_state_dict(load_file(directory / "weights.safetensors"),

@@ -38,10 +38,21 @@ class SceneGraphData:
     """Feature shards joined with the prepared relation tables."""
 
     def __init__(self, features: Path, prepare: Path) -> None:
-        self.store = FeatureStore(features)
-        tables = read_tables(prepare)
+        self._join(FeatureStore(features), read_tables(prepare))
+
+    @classmethod
+    def from_tables(cls, store, tables: dict) -> SceneGraphData:
+        """Over any ``store`` with ``read_shard(video)`` and ``load_manifest()`` (shards with
+        their ``split``), e.g. shards computed on demand for inference."""
+        data = cls.__new__(cls)
+        data._join(store, tables)
+        return data
+
+    def _join(self, store, tables: dict) -> None:
+        self.store = store
         self.frames = tables["frames"]
         self.objects = tables["objects"]
+        self.relations = tables["relations"]
         self.manifest = self.store.load_manifest()["shards"]
         self._labels: dict[str, LabelIndex] = {}
         index = {(r.video_id, r.frame_key): r.frame_index for r in

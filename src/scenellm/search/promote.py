@@ -23,6 +23,7 @@ def promote_best(project: Project, study: optuna.Study, tracker) -> dict[str, An
     """Evaluate the best trial on the test split and register it (champion rule)."""
     from scenellm.evaluation import PRIMARY_METRIC as PRIMARY
     from scenellm.evaluation import SELECTION_METRIC
+    from scenellm.inference.bundle import example_request, staged_bundle
     from scenellm.stages.pipeline import resolve_data, run_until
     from scenellm.tracking.lineage import stage_tags
     from scenellm.tracking.registry import log_model, register_and_promote
@@ -44,7 +45,9 @@ def promote_best(project: Project, study: optuna.Study, tracker) -> dict[str, An
     test = results["evaluate"].metrics[PRIMARY]
     tracker.log_metrics(run_id, {f"test_{k}": v for k, v in results["evaluate"].metrics.items()})
     tracker.set_tags(run_id, stage_tags(results["evaluate"]))
-    uri = log_model(tracker.client, run_id, results["finetune"].path / "model")
+    with staged_bundle(results, params) as bundle:
+        uri = log_model(tracker.client, run_id, bundle, input_example=example_request(
+            project.data_root(params.data.root), results["prepare"].path))
     outcome = register_and_promote(tracker.client, run_id, uri, metric, version,
                                    report={PRIMARY: test})
     tags = {

@@ -8,7 +8,9 @@ from one fixed classifier (logistic regression on the detector features), never 
 model under test.
 
 Writes ``metrics.json`` (R@10/20/50/100, both mR@K definitions, per-predicate recall),
-``summary.json`` (flat numbers for ``dvc metrics``), ``table.txt`` and two PNG plots.
+``summary.json`` (flat numbers for ``dvc metrics``), ``table.txt``, two PNG plots, the
+model's ranked triplets (``predictions.parquet``, with constraint, what the registry model
+returns) and a few test videos drawn with their scene graphs (``examples/``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ SPEC = StageSpec(
 )
 PRIMARY = PRIMARY_METRIC
 WINDOW = (-3, 2)  # frames the temporal trees see around each pair's frame
+EXAMPLES = 3  # test videos drawn as GIFs (frames, boxes, top relations beside ground truth)
 
 
 def evaluators(mode: str, p) -> dict:
@@ -86,6 +89,7 @@ def reference_outputs(name: str, reference, labels: dict, batch) -> dict:
 
 
 def run(ctx: StageContext) -> dict:
+    import pandas as pd
     import torch
     from rich.progress import Progress
 
@@ -93,6 +97,8 @@ def run(ctx: StageContext) -> dict:
     from scenellm.device import select_device
     from scenellm.evaluation.report import plot_per_predicate, plot_recalls, render_table
     from scenellm.evaluation.sttran_adapters import CONSTRAINTS, sttran_gt, sttran_predictions
+    from scenellm.inference.scene_graphs import scene_graphs, triplet_table
+    from scenellm.inference.show import write_examples
     from scenellm.model.checkpoint import load_finetuned
     from scenellm.model.scene_graph_data import SceneGraphData
 
@@ -105,31 +111,32 @@ def run(ctx: StageContext) -> dict:
     results = {who: {} for who in ("model", *references)}
     frames: dict[str, list[int]] = {}  # per mode: frames of each test video, in order
     per_video: dict[str, dict] = {}
+    predictions = []  # the model's ranked triplets (with constraint), as the registry model
     with Progress(transient=True) as bar, torch.no_grad():
         for mode in p.modes:
             scored = {who: evaluators(mode, p) for who in results}
             task = bar.add_task(f"evaluate {mode}", total=len(test))
             frames[mode] = []
-            for start in range(0, len(test), 4):
-                batch = data.batch(test[start:start + 4]).to(device)
-                out = {k: v.cpu() for k, v in model(batch, mode=mode).items()
-                       if isinstance(v, torch.Tensor)}
-                batch = batch.to(torch.device("cpu"))
+            for batch, out in scene_graphs(model, data, test, mode, device):
                 labels = out if mode == "predcls" else \
                     classifier.outputs(batch, len(vocab.STTRAN_OBJECT_CLASSES))
                 outputs = {"model": out, **{name: reference_outputs(name, ref, labels, batch)
                                             for name, ref in references.items()}}
-                for b, vid in enumerate(batch.video_ids):
-                    gt = sttran_gt(data.store.read_shard(vid), data.object_labels(vid))
-                    frames[mode].append(len(gt))
-                    for who, who_out in outputs.items():
-                        pred = sttran_predictions(batch, who_out, b)
-                        for c in CONSTRAINTS:
-                            scored[who][c].evaluate_scene_graph(gt, pred)
-                    bar.advance(task)
+                vid = batch.video_ids[0]
+                gt = sttran_gt(data.store.read_shard(vid), data.object_labels(vid))
+                frames[mode].append(len(gt))
+                for who, who_out in outputs.items():
+                    pred = sttran_predictions(batch, who_out, 0)
+                    for c in CONSTRAINTS:
+                        scored[who][c].evaluate_scene_graph(gt, pred)
+                predictions.append(triplet_table(data, batch, out, mode))
+                bar.advance(task)
             for who in results:
                 results[who][mode] = {c: scored[who][c].summary() for c in CONSTRAINTS}
             per_video[mode] = video_sums(scored, frames[mode])
+    predictions = pd.concat(predictions, ignore_index=True)
+    predictions.to_parquet(ctx.workdir / "predictions.parquet", index=False)
+    write_examples(ctx.data_root, data, predictions, test[:EXAMPLES], ctx.workdir / "examples")
     (ctx.workdir / "metrics.json").write_text(json.dumps(results, indent=2, sort_keys=True))
     (ctx.workdir / "per_video.json").write_text(json.dumps(
         {"videos": test, "frames": frames, "recall_sums": per_video}, sort_keys=True))

@@ -112,13 +112,15 @@ class PipelineRun:
         """Log and register the fine-tuned model with the champion / challenger rule, which
         reads the validation metric only; the test metric is reported with the version."""
         from scenellm.evaluation import PRIMARY_METRIC, SELECTION_METRIC
+        from scenellm.inference.bundle import example_request, staged_bundle
         from scenellm.tracking.registry import MODEL_NAME, register_finetuned
 
         finetune = self.results["finetune"]
         test = self.results["evaluate"].metrics[PRIMARY_METRIC]
-        return {**register_finetuned(self.tracker.client, self.parent_id,
-                                     finetune.path / "model", finetune.fingerprint,
-                                     finetune.metrics["best_" + SELECTION_METRIC],
-                                     self.data_version, force=force,
-                                     name=name or MODEL_NAME, report={PRIMARY_METRIC: test}),
-                "test_metric": test}
+        with staged_bundle(self.results, self.params) as bundle:
+            outcome = register_finetuned(
+                self.tracker.client, self.parent_id, bundle, finetune.fingerprint,
+                finetune.metrics["best_" + SELECTION_METRIC], self.data_version, force=force,
+                name=name or MODEL_NAME, report={PRIMARY_METRIC: test},
+                input_example=example_request(self.data_root, self.results["prepare"].path))
+        return {**outcome, "test_metric": test}

@@ -32,7 +32,7 @@ from scenellm.tracking.lineage import StageRecord, stage_tags
 
 # What of a stage's output folder goes to its MLflow run: plots, metrics, reports.
 STAGE_ARTIFACTS = ("*.png", "metrics.json", "summary.json", "table.txt", "history.json",
-                   "validation.json", "validation")
+                   "validation.json", "validation", "examples")
 
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 

@@ -1,0 +1,88 @@
+"""Scene graphs of videos as a table: one forward pass per video, then the evaluator's ranked
+prediction list (``scenellm.evaluation.ranking``) with names, boxes and scores.
+
+Both the evaluate stage and the packaged model call :func:`scene_graphs` and
+:func:`triplet_table`, so what the registry model returns for a video is what the evaluator
+scored for it. One video per forward pass: a video's graph never depends on the videos
+batched beside it (batching changes the float sums by ~1e-7 and could reorder near ties).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from scenellm.data import vocab
+
+if TYPE_CHECKING:
+    import torch
+
+    from scenellm.model.batch import VideoBatch
+    from scenellm.model.scene_graph_data import SceneGraphData
+
+MODES = ("predcls", "sgcls")
+# Column → type of the prediction table (MLflow signature types; "double[]" is a list).
+OUTPUT_COLUMNS: dict[str, str] = {
+    "video": "string", "mode": "string", "frame": "string", "frame_index": "long",
+    "rank": "long", "subject": "string", "object": "string", "object_index": "long",
+    "subject_box": "double[]", "object_box": "double[]", "predicate": "string",
+    "kind": "string", "score": "double",
+}
+KIND_OF_PREDICATE = np.array(["attention"] * len(vocab.ATTENTION) + ["spatial"] * len(vocab.SPATIAL)
+                             + ["contacting"] * len(vocab.CONTACTING))
+
+
+def empty_table() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object" if t in ("string", "double[]") else
+                                      "int64" if t == "long" else "float64")
+                         for c, t in OUTPUT_COLUMNS.items()})
+
+
+def scene_graphs(model, data: SceneGraphData, videos: Iterable[str], mode: str,
+                 device: torch.device) -> Iterator[tuple[VideoBatch, dict[str, torch.Tensor]]]:
+    """``(batch, outputs)`` of each video, both on the CPU: the batch holds that video alone,
+    the outputs are the model's tensors (logits, ``labels``) for it."""
+    import torch
+
+    for video in videos:
+        batch = data.batch([video]).to(device)
+        with torch.no_grad():
+            out = {k: v.cpu() for k, v in model(batch, mode=mode).items()
+                   if isinstance(v, torch.Tensor)}
+        yield batch.to(torch.device("cpu")), out
+
+
+def triplet_table(data: SceneGraphData, batch: VideoBatch, out: dict, mode: str,
+                  constraint: str = "with") -> pd.DataFrame:
+    """One row per predicted triplet of the batch's single video, frame by frame, each
+    frame's triplets best first (``rank`` 0 = best) as the evaluator ranks them.
+
+    ``score`` = subject score x object score x predicate score; ``object_index`` is the
+    pair's object (1..n in the frame's annotation order); spatial triplets run object →
+    person, as in Action Genome.
+    """
+    from scenellm.evaluation.ranking import rank_video
+    from scenellm.evaluation.sttran_adapters import sttran_predictions
+
+    (video,) = batch.video_ids
+    frames = data.frames[data.frames["video_id"] == video].sort_values("frame_index")
+    names = frames["frame_name"].to_numpy()
+    rows, ranked = rank_video(sttran_predictions(batch, out, 0), len(names), mode, constraint)
+    o = ranked.order
+    sub, obj, predicate = ranked.sub[o], ranked.obj[o], ranked.predicate[o]
+    kind = KIND_OF_PREDICATE[predicate]
+    obj_index = data.store.read_shard(video)["obj_index"].numpy()
+    classes = np.array(vocab.STTRAN_OBJECT_CLASSES)
+    frame = ranked.frame[o]
+    return pd.DataFrame({
+        "video": video, "mode": mode, "frame": names[frame], "frame_index": frame,
+        "rank": ranked.rank[o], "subject": classes[rows.classes[sub]],
+        "object": classes[rows.classes[obj]],
+        "object_index": obj_index[np.where(kind == "spatial", sub, obj)],
+        "subject_box": rows.boxes[sub].tolist(), "object_box": rows.boxes[obj].tolist(),
+        "predicate": np.array(vocab.PREDICATES)[predicate], "kind": kind,
+        "score": ranked.score[o],
+    }, columns=list(OUTPUT_COLUMNS))
