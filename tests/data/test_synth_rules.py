@@ -136,19 +136,19 @@ def test_spatial_and_attention_rules():
     assert spatial((100, 50, 110, 70), BACK, person) == ["on_the_side_of"]
     assert spatial((42, 45, 58, 75), PERSON, person) == ["in"]
     assert spatial((42, 30, 58, 60), PERSON, person) == ["above", "in"]
-    head, right = (50.0, 25.0, 5.0), (1.0, 0.0)
-    ahead, aside = (90.0, 30.0), (10.0, 30.0)  # inside / outside the gaze cone
-    fixated = (True, True)
-    assert attention(ahead, head, right, 0.0, fixated, seen_ago=0) == ["looking_at"]
-    # the gaze just arrived: not yet attention; the object is in front, so not_looking_at
-    assert attention(ahead, head, right, 0.0, (False, True), seen_ago=0) == ["not_looking_at"]
-    # the gaze just left after a fixation: attention lingers for a frame
-    assert attention(aside, head, right, 0.0, (True, True, True)) == ["looking_at"]
-    assert attention(aside, head, right, 0.0, (False, True, True)) == ["unsure"]
-    assert attention(aside, head, right, 0.0, (), seen_ago=5) == ["not_looking_at"]
-    assert attention(aside, head, right, 0.0, (), seen_ago=6) == ["unsure"]
-    assert attention(ahead, head, right, 0.5, fixated, seen_ago=0) == ["unsure"]  # hidden
-    assert attention(ahead, head, None, 0.0, fixated, seen_ago=0) == ["unsure"]  # no gaze
+    # beside the person: in front along the way they last walked, behind the other way
+    assert spatial((100, 50, 110, 70), BACK, person, heading=1) == ["in_front_of"]
+    assert spatial((100, 50, 110, 70), BACK, person, heading=-1) == ["behind"]
+    assert spatial((0, 50, 10, 70), BACK, person, heading=-1) == ["in_front_of"]
+    right = (1.0, 0.0)
+    # attention lags the eyes: 2 of the previous 4 frames in the gaze cone
+    assert attention(right, (False, True, False, True)) == ["looking_at"]
+    assert attention(right, (True, True, False, False, False, True), 1) == ["not_looking_at"]
+    assert attention(right, (), gazed_ago=8) == ["not_looking_at"]
+    assert attention(right, (), gazed_ago=9) == ["unsure"]
+    # facing the camera: the last label carries over
+    assert attention(None, (True, True), before=["looking_at"]) == ["looking_at"]
+    assert attention(None, (True, True)) == ["unsure"]
 
 
 def test_held_object_stays_until_held_then_follows_the_hand():

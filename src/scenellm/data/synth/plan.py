@@ -31,7 +31,6 @@ class Intent:
 
 
 WANDER = 0.8  # chance per frame that free eyes move to another object
-TURN = 0.3  # chance that the person turns towards it when the hands are free
 
 
 class Planner:
@@ -52,13 +51,13 @@ class Planner:
             self.intents.append(Intent(x=self.x, facing=self.facing, **{**kw, "look": look}))
 
     def wander(self, busy: int | None) -> int | None:
-        """Where the eyes go when the activity does not say: mostly the thing in hand, else
-        now and then another object of the room (turning to it when the hands are free)."""
+        """Where the eyes go when the activity does not say: half the time the thing in hand,
+        else often another object of the room (turning to it when the hands are free)."""
         if busy is not None and self.rng.random() < 0.5:
             return busy
         if self.rng.random() < WANDER:
             self.glanced = int(self.rng.integers(len(self.things)))
-            if busy is None and self.rng.random() < TURN:
+            if busy is None:  # hands free: turn towards it
                 cx = self.things[self.glanced].centre[0]
                 self.facing = 1 if cx > self.x else -1
         return self.glanced

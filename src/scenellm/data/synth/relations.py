@@ -16,19 +16,21 @@ VERTICAL = 0.15  # |Δy| / person height beyond which an object is above / benea
 BESIDE = 0.3  # horizontal overlap / narrower width at or below which it is on the side
 INSIDE = 0.8  # share of a worn object's box inside the person box to call it `in`
 GAZE_COS = math.cos(math.radians(30))  # half-angle of the gaze cone
-UNSURE_OCCLUSION = 0.5  # an object this much hidden gets attention `unsure`
 HOLD_AFTER, SIT_AFTER, USE_AFTER, CARRY_BEFORE_BACK = 3, 2, 2, 2
 CARRY_AFTER = 2  # frames a stopped person still carries what they walked with
-GAZE_WINDOW, FIXATION = 4, 3  # looking_at: in the gaze cone in 3 of the last 4 frames
-ATTENTION_MEMORY = 5  # frames an object out of sight stays not_looking_at (then unsure)
+GAZE_WINDOW, FIXATION = 4, 2  # looking_at: in the gaze cone in 2 of the previous 4 frames
+ATTENTION_MEMORY = 8  # frames after a glance an object stays not_looking_at (then unsure)
 
 
 def _ordered(labels: set[str], kind: str) -> list[str]:
     return [p for p in vocab.KINDS[kind] if p in labels]
 
 
-def spatial(box: Box, layer: int, person: Box) -> list[str]:
-    """Object → person spatial labels: vertical offset, then depth order or side."""
+def spatial(box: Box, layer: int, person: Box, heading: int = 0) -> list[str]:
+    """Object → person spatial labels: vertical offset, then depth order, or for an object
+    beside the person its side along their way: ``in_front_of`` on the side they last
+    walked towards (``heading`` ±1), ``behind`` on the other (``on_the_side_of`` before
+    the person has walked)."""
     ow, pw, ph = box[2] - box[0], person[2] - person[0], person[3] - person[1]
     dx = (box[0] + box[2] - person[0] - person[2]) / 2
     dy = ((box[1] + box[3] - person[1] - person[3]) / 2) / ph
@@ -43,7 +45,8 @@ def spatial(box: Box, layer: int, person: Box) -> list[str]:
     if layer == PERSON and inside >= INSIDE:
         labels.add("in")
     elif overlap <= BESIDE:
-        labels.add("on_the_side_of")
+        labels.add("on_the_side_of" if heading == 0 else "in_front_of" if dx * heading > 0
+                   else "behind")
     elif layer > PERSON:
         labels.add("in_front_of")
     elif layer < PERSON:
@@ -67,26 +70,26 @@ def in_gaze(
 
 
 def attention(
-    centre: tuple[float, float],
-    head: tuple[float, float, float],
     gaze: tuple[float, float] | None,
-    hidden: float,
     gazed_before: tuple[bool, ...] = (),
-    seen_ago: int = ATTENTION_MEMORY + 1,
+    gazed_ago: int = ATTENTION_MEMORY + 1,
+    before: list[str] | None = None,
 ) -> list[str]:
-    """One label. No gaze or ≥ 50 % hidden → unsure. A fixation → looking_at: the object was
-    inside the gaze cone in at least ``FIXATION`` of the last ``GAZE_WINDOW`` frames (this
-    one and ``gazed_before``, the previous frames' cone hits, latest last), so a gaze that
-    sweeps past is not attention and attention outlasts the gaze by a frame. Else
-    not_looking_at while the object was in front of the person within the last
-    ``ATTENTION_MEMORY`` frames (``seen_ago``; 0 = in front now), else unsure: nobody can
-    tell whether they attend to what they have not faced for a while."""
-    if gaze is None or hidden >= UNSURE_OCCLUSION:
-        return ["unsure"]
-    window = (*gazed_before[-(GAZE_WINDOW - 1):], in_gaze(centre, head, gaze))
-    if sum(window) >= FIXATION:
+    """One label; attention follows the eyes with a lag.
+
+    No gaze (the person faces the camera): attention cannot be seen to change, so the
+    previous frame's label (``before``) carries over (unsure when the object was not
+    labelled then). Else ``looking_at`` when the object was inside the gaze cone in at least
+    ``FIXATION`` of the previous ``GAZE_WINDOW`` frames (``gazed_before``, latest last):
+    what the eyes rested on, not where they point this instant; else ``not_looking_at``
+    when it was inside the cone at all within the previous ``ATTENTION_MEMORY`` frames
+    (``gazed_ago``: 1 = the previous frame), else ``unsure``: nobody can tell whether the
+    person attends to what they have not glanced at for a while."""
+    if gaze is None:
+        return list(before) if before else ["unsure"]
+    if sum(gazed_before[-GAZE_WINDOW:]) >= FIXATION:
         return ["looking_at"]
-    if seen_ago <= ATTENTION_MEMORY:
+    if gazed_ago <= ATTENTION_MEMORY:
         return ["not_looking_at"]
     return ["unsure"]
 

@@ -22,7 +22,9 @@ HORIZON = 0.52  # wall/floor boundary, in image heights from the top
 FLOOR = {BACK: 0.68, PERSON: 0.84, FRONT: 0.97}  # where feet / object bottoms stand
 SCALE = {BACK: 0.85, FRONT: 1.1}
 RANK = {"floor": -1, "wall": 0, "furniture": 1, "small": 2}  # draw order inside one layer
-OTHER_CLASSES = (6, 8)  # classes besides the floor per room, inclusive
+OTHER_CLASSES = (5, 6)  # classes besides the floor per room, inclusive
+WORN_CLASSES, WORN_CHANCE = ("clothes", "shoe"), 0.75  # each in a room with this chance
+WORN_AT_START = 0.8  # chance that clothes / shoes in the room are worn from the start
 
 
 @dataclass
@@ -52,13 +54,16 @@ class Thing:
 
 
 def choose_classes(rng: np.random.Generator) -> list[str]:
-    """The floor and 6–8 other distinct classes; at most two pieces of furniture and one of
-    sofa/bed."""
+    """The floor and 5–6 other distinct classes (clothes and shoes each with chance 0.75);
+    at most two pieces of furniture and one of sofa/bed."""
     n = int(rng.integers(OTHER_CLASSES[0], OTHER_CLASSES[1] + 1)) + 1
     names = sorted(c for c in CATALOGUE if c != "floor")
     chosen: list[str] = ["floor"]
+    chosen += [c for c in WORN_CLASSES if rng.random() < WORN_CHANCE]
     for i in rng.permutation(len(names)):
         name = names[i]
+        if name in chosen:
+            continue
         furniture = [c for c in chosen if CATALOGUE[c].place == "furniture"]
         if CATALOGUE[name].place == "furniture" and len(furniture) >= 2:
             continue
@@ -112,6 +117,11 @@ def layout_scene(rng: np.random.Generator, width: int, height: int) -> list[Thin
 
 
 def _place_small(rng, kind: ObjectKind, width: int, height: int, table: Thing | None) -> Thing:
+    if "wear" in kind.roles and rng.random() < WORN_AT_START:
+        w, h = (s * height for s in kind.size)
+        t = Thing(kind, w, h, PERSON, (0, 0, 0, 0), attach="body")  # worn from the start
+        t.place(width / 2, FLOOR[PERSON] * height)  # the body moves it on the first frame
+        return t
     if table is not None and rng.random() < 0.5:
         w, h = (s * height * SCALE[BACK] for s in kind.size)
         t = Thing(kind, w, h, BACK, (0, 0, 0, 0))
@@ -122,6 +132,4 @@ def _place_small(rng, kind: ObjectKind, width: int, height: int, table: Thing | 
     w, h = (s * height * SCALE[layer] for s in kind.size)
     t = Thing(kind, w, h, layer, (0, 0, 0, 0))
     t.place(float(rng.uniform(0.03, 0.97)) * width, FLOOR[layer] * height)
-    if "wear" in kind.roles and rng.random() < 0.35:
-        t.attach, t.layer = "body", PERSON  # already worn when the video starts
     return t

@@ -1,8 +1,9 @@
 """The synthetic world: one person acting in a room, frame by frame, and the rules that
 turn its state into Action Genome annotations.
 
-A video is a room (:mod:`~scenellm.data.synth.scene`: the floor and 6–8 other objects of
-distinct classes, each on a depth layer) and a person following a scripted random plan
+A video is a room (:mod:`~scenellm.data.synth.scene`: the floor and 5–6 other objects of
+distinct classes, clothes and shoes often among them and usually worn, each on a depth
+layer) and a person following a scripted random plan
 (:mod:`~scenellm.data.synth.plan`: walk, reach, pick up, put down, drink, sit, lie, put on,
 leave, step in front of the lens, and eyes that wander between objects). Labels are
 computed from the world state and its past, never drawn at random. Frames are the sampled
@@ -10,7 +11,9 @@ computed from the world state and its past, never drawn at random. Frames are th
 
 Many labels need the past: a single frame often looks the same for different labels (a
 hand on a resting cup is *touching* while picking it up and *holding* while putting it
-down; an object just outside the gaze is *looking_at* right after a fixation). Each
+down; attention is where the eyes rested in the previous frames, not where they point
+now; an object beside the person is *in front of* them if it lies the way they last
+walked). Each
 visible object's frame state and the rules' memory are written to ``world/states.json``,
 from which :mod:`scenellm.data.ceilings` computes what an oracle seeing only the present
 can score against one that also knows the past.
@@ -31,19 +34,21 @@ Objects
 Spatial (object → person, multi-label, from boxes and layers; at least one label)
   * ``above`` / ``beneath``: vertical centre offset beyond 0.15 person heights;
   * ``in``: a worn object (person layer) whose box is ≥ 80 % inside the person box;
-  * otherwise ``on_the_side_of`` when the horizontal overlap is ≤ 30 % of the narrower
-    box, else ``in_front_of`` / ``behind`` by layer (nearer / farther than the person);
+  * otherwise, beside the person (horizontal overlap ≤ 30 % of the narrower box):
+    ``in_front_of`` on the side the person last walked towards, ``behind`` on the other
+    (``on_the_side_of`` before they have walked at all); overlapping: ``in_front_of`` /
+    ``behind`` by layer (nearer / farther than the person);
   * if nothing applies, the dominant offset (side, above or beneath).
-Attention (exactly one label per visible object)
-  * ``unsure`` when the person faces the camera, is not detected (off-screen) or the
-    object is ≥ 50 % hidden;
-  * ``looking_at`` on a fixation: the object centre was within 30° of the gaze ray from
-    the head (or touched the head) in at least 3 of the last 4 frames (this one included),
-    so a gaze sweeping past is not attention and attention outlasts the gaze by a frame;
-  * else ``not_looking_at`` if the object was on the side the person faces within the
-    last 5 frames, else ``unsure``;
-  * the gaze goes to the object the person attends to, if it is on the side they face,
-    else straight ahead slightly down; free eyes wander to another object now and then.
+Attention (exactly one label per visible object; it follows the eyes with a lag)
+  * the gaze cone: within 30° of the gaze ray from the head (or touching the head); the
+    gaze goes to the object the person attends to, if it is on the side they face, else
+    straight ahead slightly down; free eyes move to another object with chance 0.8 per
+    frame, and a person with free hands turns towards it;
+  * facing the camera (no gaze): the previous frame's label carries over (``unsure`` for
+    an object not labelled then);
+  * ``looking_at`` when the object was in the cone in at least 2 of the previous 4 frames;
+  * else ``not_looking_at`` when it was in the cone at all in the previous 8 frames, else
+    ``unsure``.
 Contacting (multi-label, a per-(person, object) state machine over consecutive *observed*
 frames; every counter restarts when the object is invisible or contact stops)
   * no contact → ``not_contacting``; the floor is ``standing_on`` under a standing person
@@ -81,7 +86,6 @@ from scenellm.data.synth.relations import (
     ATTENTION_MEMORY,
     CARRY_BEFORE_BACK,
     GAZE_WINDOW,
-    UNSURE_OCCLUSION,
     ContactFacts,
     PairHistory,
     attention,
@@ -92,6 +96,7 @@ from scenellm.data.synth.scene import BEHIND_BODY, HAND, PERSON, Box, Thing
 
 Point = tuple[float, float]
 HIDDEN = 0.7  # share of an object under nearer boxes at which it counts as occluded
+PARTLY_HIDDEN = 0.3  # (for the frame state only) an object this much hidden is partly hidden
 
 
 @dataclass(frozen=True)
@@ -164,14 +169,19 @@ def simulate(things: list[Thing], plan: list[Intent], size: tuple[int, int]) -> 
     """Run the plan in the room; ``things`` are moved in place. One state per intent."""
     W, H = size
     history = [PairHistory() for _ in things]
-    seen_ago = [ATTENTION_MEMORY + 1] * len(things)  # frames since last in front of the person
-    gazed: list[tuple[bool, ...]] = [()] * len(things)  # cone hits of the previous frames
+    gazed_ago = [ATTENTION_MEMORY + 1] * len(things)  # frames since last inside the gaze cone
+    gazed: list[tuple[bool, ...]] = [()] * len(things)  # cone hits of the last frames
+    before: list[list[str] | None] = [None] * len(things)  # last frame's attention labels
     prev_x = plan[0].x if plan else 0.0
+    heading = 0  # the direction the person last walked (0: not yet)
     prev_centres = [t.centre for t in things]
     states = []
     for it in plan:
         _attach(it, things, history, H)
         moved = abs(it.x - prev_x) >= 1.0
+        memory_heading = heading
+        if moved:
+            heading = 1 if it.x > prev_x else -1
         fig, hand, target = _pose(it, things, size, moved)
         for t in things:
             _follow(t, fig, hand, H)
@@ -183,10 +193,10 @@ def simulate(things: list[Thing], plan: list[Intent], size: tuple[int, int]) -> 
         mouth = anchor(fig, "head", H)
         views = []
         for i, t in enumerate(things):
-            seen_ago[i] = min(seen_ago[i] + 1, ATTENTION_MEMORY + 1)
+            gazed_ago[i] = min(gazed_ago[i] + 1, ATTENTION_MEMORY + 1)
             visible = it.pose != "closeup" and in_frame(t.box, W, H) >= 0.5 and hidden[i] < HIDDEN
             if not visible:
-                history[i] = PairHistory()
+                history[i], before[i] = PairHistory(), None
                 views.append(ObjectView(t.box, t.layer, t.rank, False, None, None, None))
                 continue
             behind = look is not None and (t.centre[0] - fig.head[0]) * it.facing <= -fig.head[2]
@@ -199,21 +209,23 @@ def simulate(things: list[Thing], plan: list[Intent], size: tuple[int, int]) -> 
                 object_moved=math.dist(t.centre, prev_centres[i]) >= 1.0,
                 attached=t.attach == "hand",
             )
-            memory = (*history[i].memory(), seen_ago[i], gazed[i])
+            memory = (*history[i].memory(), gazed_ago[i], gazed[i], before[i], memory_heading)
             contacting = history[i].contacting(t.kind.roles, facts)
             if history[i].lifts:
                 t.attach, t.layer = "hand", HAND
-            boxes = spatial(t.box, t.layer, pbox)
-            if look is not None and not behind:
-                seen_ago[i] = 0
-            att = attention(t.centre, fig.head, look, hidden[i], gazed[i], seen_ago[i])
+            boxes = spatial(t.box, t.layer, pbox, heading)
             in_cone = in_gaze(t.centre, fig.head, look)
-            gazed[i] = (*gazed[i], in_cone)[-(GAZE_WINDOW - 1):]
+            att = attention(look, gazed[i], gazed_ago[i], before[i])
+            before[i] = att
+            if in_cone:
+                gazed_ago[i] = 0
+            gazed[i] = (*gazed[i], in_cone)[-GAZE_WINDOW:]
             state = (
                 t.kind.name, facts.kind, facts.pose, it.facing, it.hand_at if facts.kind == "hand"
                 else None, facts.at_head, facts.on_surface, facts.person_moved, facts.attached,
-                hidden[i] >= UNSURE_OCCLUSION, in_cone, behind,
-                look is None, tuple(boxes),
+                hidden[i] >= PARTLY_HIDDEN, in_cone, behind,
+                look is None, tuple(spatial(t.box, t.layer, pbox)),
+                1 if t.centre[0] > (pbox[0] + pbox[2]) / 2 else -1,
             )
             views.append(
                 ObjectView(t.box, t.layer, t.rank, True, att, boxes, contacting, state, memory)
