@@ -89,6 +89,8 @@ def test_feature_stage_killed_then_resumed_is_byte_identical(first_run, tmp_path
     out = subprocess.run(cmd, cwd=root, capture_output=True, text=True, check=True)
     summary = json.loads(out.stdout)
     videos = len(list((results["features"].path / "shards").glob("*.safetensors")))
+    assert f"features: resumed with {summary['reused']} of {videos} videos written" in out.stderr
+    assert f"features: {videos}/{videos} videos" in out.stderr  # plain lines outside a terminal
     assert summary["reused"] >= 3 and summary["computed"] == videos - summary["reused"]
     final = Path(summary["output"])
     assert tree_hash(final) == results["features"].output_hash

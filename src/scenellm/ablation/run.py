@@ -63,9 +63,14 @@ def run_grid(project: Project, config: AblateConfig, grid: str, cells: list[Cell
     spec = {"grid": grid, "variants": config.grids[grid],
             "seeds": len({c.seed for c in cells}), "seed_key": config.seed_key,
             "overrides": base_overrides}
-    with tracker.parent_run(f"ablate-{grid}", {"scenellm.ablation": grid}, spec) as parent:
-        results = [run_cell_fn(project, base_overrides, cell, tracker, parent)
-                   for cell in cells]
+    from scenellm.progress import progress
+
+    with tracker.parent_run(f"ablate-{grid}", {"scenellm.ablation": grid}, spec) as parent, \
+            progress(f"ablate {grid}", len(cells), "cells") as bar:
+        results = []
+        for cell in cells:
+            results.append(run_cell_fn(project, base_overrides, cell, tracker, parent))
+            bar.update(advance=1, info=f"last: {cell.name}")
         report = write_report(project, grid, results, config.bootstrap_samples, tracker,
                               parent)
     return {"parent_run_id": parent, "cells": len(results),

@@ -91,7 +91,6 @@ def reference_outputs(name: str, reference, labels: dict, batch) -> dict:
 def run(ctx: StageContext) -> dict:
     import pandas as pd
     import torch
-    from rich.progress import Progress
 
     from scenellm.data import vocab
     from scenellm.device import select_device
@@ -101,6 +100,7 @@ def run(ctx: StageContext) -> dict:
     from scenellm.inference.show import write_examples
     from scenellm.model.checkpoint import load_finetuned
     from scenellm.model.scene_graph_data import SceneGraphData
+    from scenellm.progress import progress
 
     p = ctx.params.evaluate
     device = select_device("auto")
@@ -112,10 +112,9 @@ def run(ctx: StageContext) -> dict:
     frames: dict[str, list[int]] = {}  # per mode: frames of each test video, in order
     per_video: dict[str, dict] = {}
     predictions = []  # the model's ranked triplets (with constraint), as the registry model
-    with Progress(transient=True) as bar, torch.no_grad():
-        for mode in p.modes:
+    for mode in p.modes:
+        with progress(f"evaluate {mode}", len(test), "videos") as bar, torch.no_grad():
             scored = {who: evaluators(mode, p) for who in results}
-            task = bar.add_task(f"evaluate {mode}", total=len(test))
             frames[mode] = []
             for batch, out in scene_graphs(model, data, test, mode, device):
                 labels = out if mode == "predcls" else \
@@ -130,7 +129,7 @@ def run(ctx: StageContext) -> dict:
                     for c in CONSTRAINTS:
                         scored[who][c].evaluate_scene_graph(gt, pred)
                 predictions.append(triplet_table(data, batch, out, mode))
-                bar.advance(task)
+                bar.update(advance=1)
             for who in results:
                 results[who][mode] = {c: scored[who][c].summary() for c in CONSTRAINTS}
             per_video[mode] = video_sums(scored, frames[mode])

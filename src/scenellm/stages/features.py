@@ -77,12 +77,16 @@ def build_detector(ctx: StageContext, frames, objects, device):
     source = crop_batch_source(ctx.data_root, frames, objects, split="train",
                                batch_size=p.batch_size, seed=p.seed)
 
-    def report(record):
-        ctx.log_metrics({f"detector_{k}": v for k, v in record.items() if k != "epoch"},
-                        record["epoch"])
+    from scenellm.progress import figures, progress
 
     torch.manual_seed(p.seed)
-    history = model.train_on_crops(source, epochs=p.epochs, lr=p.lr, progress=report)
+    with progress("detector", p.epochs, "epochs") as bar:
+        def report(record):
+            ctx.log_metrics({f"detector_{k}": v for k, v in record.items() if k != "epoch"},
+                            record["epoch"])
+            bar.update(record["epoch"] + 1, info=figures(record, ("loss", "accuracy")))
+
+        history = model.train_on_crops(source, epochs=p.epochs, lr=p.lr, progress=report)
     atomic_write_text(ctx.workdir / "detector_history.json", json.dumps(history, indent=1))
     atomic_write_bytes(ckpt, save({k: v.contiguous().cpu() for k, v in model.state_dict().items()}))
     killpoint("features.detector_saved")
@@ -91,12 +95,12 @@ def build_detector(ctx: StageContext, frames, objects, device):
 
 def run(ctx: StageContext) -> dict:
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from scenellm.data.tables import read_tables
     from scenellm.device import select_device
     from scenellm.features.frames import video_shard
     from scenellm.features.store import FeatureStore
+    from scenellm.progress import progress
 
     start = time.perf_counter()
     p = ctx.params.detector
@@ -111,11 +115,9 @@ def run(ctx: StageContext) -> dict:
     frames_by_video = dict(tuple(frames.groupby("video_id")))
     objects_by_video = dict(tuple(objects.groupby("video_id")))
     computed = reused = n_frames = 0
-    columns = (TextColumn("features"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[fps]:.1f} frames/s"))
     compute_start = time.perf_counter()
-    with Progress(*columns, transient=True) as bar, torch.no_grad():
-        task = bar.add_task("videos", total=len(videos), fps=0.0)
+    resumed = f"with {len(journal)} of {len(videos)} videos written" if journal else None
+    with progress("features", len(videos), "videos", resumed=resumed) as bar, torch.no_grad():
         for video_id in videos:
             entry = journal.get(video_id)
             if entry and store.has_valid_shard(video_id, entry["sha256"]):
@@ -135,7 +137,8 @@ def run(ctx: StageContext) -> dict:
                 computed += 1
                 n_frames += entry["num_frames"]
             elapsed = time.perf_counter() - compute_start
-            bar.update(task, advance=1, fps=n_frames / elapsed if elapsed > 0 else 0.0)
+            bar.update(reused + computed, info=f"{n_frames / elapsed if elapsed > 0 else 0:.1f} "
+                                                "frames/s")
     compute_seconds = time.perf_counter() - compute_start
     store.write_manifest(ctx.data_version, {k: v for k, v in detector_config(ctx).items()},
                          detector.feature_dim, {v: journal[v] for v in videos})

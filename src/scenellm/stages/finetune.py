@@ -183,17 +183,16 @@ def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
 
 
 def run(ctx: StageContext) -> dict:
-    from rich.progress import Progress
+    from scenellm.progress import figures, progress
 
     p = ctx.params.finetune
     r = build(ctx)
     total = p.phase_b_epochs + p.phase_c_epochs
-    with Progress(transient=True) as bar:
-        task = bar.add_task("finetune epochs", total=total, completed=r.state["epoch"])
+    with progress("finetune", total, "epochs", completed=r.state["epoch"]) as bar:
         while r.state["epoch"] < total:
             record = train_epoch(r, p)
             record[VAL_METRIC] = validate(r.model, r.data, r.val, r.device, p.batch_videos)
             record["phase_c"] = float(r.state["epoch"] >= p.phase_b_epochs)
             end_epoch(ctx, r, record)
-            bar.update(task, completed=r.state["epoch"])
+            bar.update(r.state["epoch"], info=figures(record, ("train_loss_total", VAL_METRIC)))
     return save(ctx, r)

@@ -190,18 +190,17 @@ def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
 
 
 def run(ctx: StageContext) -> dict:
-    from rich.progress import Progress
+    from scenellm.progress import figures, progress
 
     p = ctx.params.vqvae
     r = build(ctx)
-    with Progress(transient=True) as bar:
-        task = bar.add_task("vqvae epochs", total=p.epochs, completed=r.state["epoch"])
+    with progress("vqvae", p.epochs, "epochs", completed=r.state["epoch"]) as bar:
         while r.state["epoch"] < p.epochs and r.state["bad"] < p.patience:
             record = train_epoch(r, p)
             record["holdout_recon_mse"], _ = validate(r.model, r.store, r.held, r.mean, r.std,
                                                       p.batch_size)
             end_epoch(ctx, r, record)
-            bar.update(task, completed=r.state["epoch"])
+            bar.update(r.state["epoch"], info=figures(record, ("recon_mse", "holdout_recon_mse")))
     return save(ctx, r)
 
 
