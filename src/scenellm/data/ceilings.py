@@ -74,26 +74,21 @@ def read_states(root: Path) -> dict[str, list[tuple[int, int]]] | None:
         raise DataError(f"{path}: unreadable world states ({exc}).") from None
 
 
-class _Frequencies:
-    """Label frequencies per key id: attention (K, 3), spatial (K, 6), contacting (K, 17)."""
+def _frequency_scores(ids: np.ndarray, objects: list) -> dict[str, np.ndarray]:
+    """Each pair's predicate scores: the exact label frequencies among pairs with its key
+    (the frequency baseline keyed by ``ids`` instead of the object class, no smoothing)."""
+    from scenellm.evaluation.baseline import UNLABELLED, FrequencyBaseline
 
-    def __init__(self, ids: np.ndarray, objects: list) -> None:
-        n = int(ids.max()) + 1 if len(ids) else 0
-        self.pairs = np.bincount(ids, minlength=n).astype(np.float64)
-        self.freq = {}
-        for kind, names in KINDS.items():
-            hot = np.zeros((len(objects), len(names)))
-            for row, o in enumerate(objects):
-                hot[row, list(getattr(o, kind))] = 1.0
-            counts = np.zeros((n, len(names)))
-            np.add.at(counts, ids, hot)
-            self.freq[kind] = counts / np.maximum(self.pairs, 1.0)[:, None]
-
-    def scores(self, ids: np.ndarray) -> dict[str, np.ndarray]:
-        out = {kind: f[ids] for kind, f in self.freq.items()}
-        with np.errstate(divide="ignore"):  # attention is read as logits: log p, softmax p
-            out["attention"] = np.log(out["attention"])
+    def hot(kind: str) -> np.ndarray:
+        out = np.zeros((len(objects), len(KINDS[kind])))
+        for row, o in enumerate(objects):
+            out[row, list(getattr(o, kind))] = 1.0
         return out
+
+    attention = np.array([o.attention[0] if o.attention else UNLABELLED for o in objects])
+    baseline = FrequencyBaseline().fit(ids, attention, hot("spatial"), hot("contacting"),
+                                       smoothing=0.0)
+    return baseline.predict(ids)
 
 
 def _video_inputs(frames: list[FrameAnnotation], scores: dict[str, np.ndarray]):
@@ -135,7 +130,7 @@ def _oracle(videos: dict[str, list[FrameAnnotation]], ids: np.ndarray, objects: 
     video's (sum of frame R@20, frames) for bootstrap intervals."""
     from scenellm.evaluation.sttran_adapters import ag_evaluator
 
-    scores = _Frequencies(ids, objects).scores(ids)
+    scores = _frequency_scores(ids, objects)
     evaluator = ag_evaluator("predcls", "with")
     start, per_video = 0, {}
     for frames in videos.values():
