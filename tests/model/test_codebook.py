@@ -82,18 +82,31 @@ def test_codes_in_use_counts_nonzero_codes() -> None:
     assert codes_in_use(torch.zeros(4)) == 0
 
 
-@pytest.mark.parametrize(("threshold", "reset_size"), [(1.0, 1.0), (2.0, 2.0)])
+@pytest.mark.parametrize(("threshold", "reset_size"), [(0.5, 2.0), (1.0, 2.0), (2.0, 4.0)])
 def test_dead_code_is_restarted_on_a_batch_vector(threshold: float, reset_size: float) -> None:
+    # 4 rows, K = 2: the uniform use N / K is 2, so code 1 (EMA 0.99 after the step) is dead
+    # under every threshold share here and restarts at max(N / K, threshold · N / K).
     cb = Codebook(2, 1, dead_threshold=threshold).train()
     set_codes(cb, [[0.0], [100.0]], sizes=[10.0, 1.0])
     x = torch.tensor([[0.5], [-0.5], [0.25], [-0.25]])  # all nearest to code 0
     _, indices, stats = cb(x, generator=torch.Generator().manual_seed(0))
     assert indices.tolist() == [0, 0, 0, 0]
-    assert stats["dead_restarted"] == 1  # code 1: 0.99 * 1 < threshold; code 0: 9.94 is not
+    assert stats["dead_restarted"] == 1  # code 1: 0.99 < threshold · 2; code 0: 9.94 is not
     assert cb.embed[1].item() in x.flatten().tolist()
     assert cb.cluster_size[1].item() == reset_size
     assert cb.embed_avg[1].item() == pytest.approx(reset_size * cb.embed[1].item())
     assert cb.embed[0].abs().item() < 1.0  # the live code was not moved
+
+
+def test_dead_threshold_is_relative_to_batch_rows_per_code() -> None:
+    # EMA use 0.99 of code 1: alive for 2 rows over K = 2 codes (t = 0.6 · 1), dead for 4
+    # rows (t = 0.6 · 2 = 1.2); an absolute threshold would treat both batches alike.
+    for rows, restarted in ((2, 0), (4, 1)):
+        cb = Codebook(2, 1, dead_threshold=0.6).train()
+        set_codes(cb, [[0.0], [100.0]], sizes=[10.0, 1.0])
+        _, _, stats = cb(torch.linspace(-0.5, 0.5, rows)[:, None],
+                         generator=torch.Generator().manual_seed(0))
+        assert stats["dead_restarted"] == restarted
 
 
 def test_restart_off_when_threshold_zero() -> None:

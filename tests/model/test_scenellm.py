@@ -145,3 +145,83 @@ def test_saved_model_reloads_identically(tiny_bert, tmp_path):
         got = loaded(video_batch())
     for key in ("attention_logits", "spatial_logits", "contacting_logits", "object_logits"):
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-6)
+
+
+def _pair_delta(model, batch, other, pair: int) -> float:
+    with torch.no_grad():
+        a, b = model(batch), model(other)
+    return float((a["contacting_logits"][pair] - b["contacting_logits"][pair]).abs().max())
+
+
+@pytest.mark.parametrize("language", ["frames", "objects"])
+def test_frame_context_lets_no_information_cross_frames(tiny_bert, language):
+    """model.context=frame: changing frame 2's objects leaves frame 0's pairs exactly as
+    they were, through VQ, SIA, OT, the LLM and the decoder; context=video lets it through."""
+    batch = video_batch()
+    other = video_batch()
+    other.obj_feats = other.obj_feats.clone()
+    other.obj_feats[other.frame_of_obj == 2] += 3.0  # frame 2 of video A only
+    per_frame = build(tiny_bert, context="frame", language=language).eval()
+    per_video = build(tiny_bert, context="video", language=language).eval()
+    assert _pair_delta(per_frame, batch, other, 0) < 1e-6
+    assert _pair_delta(per_video, batch, other, 0) > 1e-4
+
+
+def test_per_frame_view_keeps_objects_and_pairs_and_makes_one_video_per_frame():
+    batch = video_batch()
+    view = batch.per_frame()
+    assert view.num_videos == batch.num_frames_total == 5
+    assert torch.equal(view.video_of_obj, batch.frame_of_obj)
+    assert torch.equal(view.video_of_pair, batch.frame_of_pair)
+    assert view.frame_pos.tolist() == [0] * 5 and view.frame_mask.all()
+    # positions restart in every frame: frames hold 3, 2, 3, 2, 3 objects
+    assert view.obj_pos.tolist() == [0, 1, 2, 0, 1, 0, 1, 2, 0, 1, 0, 1, 2]
+    assert torch.equal(view.pair_idx, batch.pair_idx)
+
+
+def test_objects_language_gives_pairs_their_objects_states(tiny_bert):
+    """With the LLM reading objects, a pair's logits follow its own object's word: the
+    class embedding of the object changes the pair even with the decoder's gate closed."""
+    model = build(tiny_bert, language="objects", gate_alpha=1.0).eval()
+    assert model.predictor.pair_state_proj is not None
+    assert build(tiny_bert, language="frames").predictor.pair_state_proj is None
+    batch = video_batch()
+    other = video_batch()
+    other.labels = other.labels.clone()
+    other.labels[batch.pair_idx[0, 1]] = 30  # another class for pair 0's object
+    other.is_person = other.labels == 1
+    assert _pair_delta(model, batch, other, 0) > 1e-4
+
+
+def test_tokens_continuous_never_runs_the_vq_encoder(tiny_bert, monkeypatch):
+    model = build(tiny_bert, tokens="continuous", temporal="ot", ot_source="frames")
+
+    def fail(*_):
+        raise AssertionError("the VQ encoder ran")
+
+    monkeypatch.setattr(model.vqvae, "encode", fail)
+    out = model(video_batch())
+    assert torch.isfinite(out["contacting_logits"]).all()
+
+
+@pytest.mark.parametrize("probe", ["shuffle_frames", "ot_off", "swap_states"])
+def test_probes_perturb_the_temporal_path_only_where_it_exists(tiny_bert, probe):
+    batch = video_batch()
+    video = build(tiny_bert).eval()
+    frame = build(tiny_bert, context="frame").eval()
+    with torch.no_grad():
+        base, probed = video(batch), video(batch, probe=probe)
+        assert (base["contacting_logits"] - probed["contacting_logits"]).abs().max() > 1e-5
+        if probe == "shuffle_frames":  # one-frame videos have no order to shuffle
+            torch.testing.assert_close(frame(batch, probe=probe)["contacting_logits"],
+                                       frame(batch)["contacting_logits"], rtol=0, atol=0)
+    with pytest.raises(ValueError, match="probe"):
+        video(batch, probe="nonsense")
+
+
+def test_ot_over_codes_remains_available(tiny_bert):
+    model = build(tiny_bert, ot_source="codes")
+    out = model(video_batch())
+    sgg_loss(out, video_batch().targets())[0].backward()
+    assert model.ot.anchors.grad.abs().sum() > 0
+    assert model.diagnostics["ot_unconverged"] == 0.0

@@ -9,7 +9,7 @@ import ot
 import pytest
 import torch
 
-from scenellm.model.sinkhorn import sinkhorn
+from scenellm.model.sinkhorn import sinkhorn, sinkhorn_fp32, sinkhorn_status
 
 
 def _problem(rng: np.random.Generator, n: int, m: int, batch: tuple[int, ...] = ()):
@@ -181,3 +181,32 @@ def test_bad_parameters_raise(kwargs):
     cost, a, b = _t(*_problem(np.random.default_rng(9), 5, 4))
     with pytest.raises(ValueError):
         sinkhorn(cost, a, b, **{"epsilon": 0.1, **kwargs})
+
+
+@pytest.mark.parametrize("domain", ["log", "scaling"])
+def test_status_flags_each_unconverged_problem(domain):
+    """Problem 0 is easy (large ε), problem 1 hard (small ε through a steep cost): after
+    10 iterations only problem 0 meets the tolerance; POT's column error agrees."""
+    rng = np.random.default_rng(3)
+    cost, a, b = _problem(rng, 12, 6, (2,))
+    cost[0] *= 0.01
+    cost_t, a_t, b_t = _t(cost, a, b)
+    plan, converged = sinkhorn_status(cost_t, a_t, b_t, 0.02, max_iter=10, tol=1e-6,
+                                      domain=domain)
+    assert converged.tolist() == [True, False]
+    for i in range(2):
+        ref = _pot(a[i], b[i], cost[i], 0.02, 10, 0.0)
+        error = np.linalg.norm(ref.sum(0) - b[i])
+        assert (error < 1e-6) == bool(converged[i])
+    _, all_iterations = sinkhorn_status(cost_t, a_t, b_t, 0.02, max_iter=10, tol=0.0)
+    assert all_iterations.all()  # tol 0 asks for every iteration: nothing to flag
+
+
+def test_fp32_under_bf16_autocast_equals_plain_float32():
+    rng = np.random.default_rng(4)
+    cost, a, b = _t(*(x.astype(np.float32) for x in _problem(rng, 64, 16, (3,))))
+    expected, _ = sinkhorn_status(cost, a, b, 0.05, max_iter=200, tol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        plan, converged = sinkhorn_fp32(cost, a, b, 0.05, max_iter=200, tol=1e-6)
+    assert plan.dtype == torch.float32 and converged.all()
+    torch.testing.assert_close(plan, expected, rtol=0, atol=0)

@@ -211,3 +211,44 @@ def test_a_diverging_vqvae_stops_in_one_line_and_keeps_nothing(first_run):
         run_until("vqvae", wild, project)
     stage_dir = project.stage_dir("vqvae")
     assert not [p for p in stage_dir.iterdir() if p.name.endswith(".partial")]
+
+
+def _finetune(project, *sets: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "scenellm.cli.main", "stage", "finetune", "--json",
+           *sum((["--set", s] for s in sets), [])]
+    return subprocess.run(cmd, cwd=project.root, capture_output=True, text=True)
+
+
+def test_step_budget_and_patience_end_training_and_are_recorded(first_run):
+    project, _, _ = first_run
+    budget = _finetune(project, "finetune.max_steps=3", "finetune.phase_b_epochs=4")
+    assert budget.returncode == 0, budget.stderr
+    record = json.loads((Path(json.loads(budget.stdout)["output"]) / SUCCESS).read_text())
+    per_epoch = -(-record["metrics"]["train_videos"] // 4)  # batches of 4 videos
+    assert per_epoch < 3  # so the budget ends inside a later epoch, not at the last one
+    assert record["metrics"]["steps"] == 3
+    assert record["metrics"]["epochs"] == -(-3 // per_epoch)
+    patient = _finetune(project, "finetune.patience=1", "finetune.phase_b_epochs=6",
+                        "finetune.lr=1e-9", "finetune.warmup_steps=0")
+    assert patient.returncode == 0, patient.stderr
+    out = json.loads((Path(json.loads(patient.stdout)["output"]) / SUCCESS).read_text())
+    out["summary"] = out["metrics"]
+    history = json.loads((Path(json.loads(patient.stdout)["output"]) / "history.json")
+                         .read_text())
+    # lr 1e-9 changes nothing: epoch 1 is no better than epoch 0, and patience 1 stops there
+    assert out["summary"]["epochs"] == 2 and out["summary"]["stopped_early"] == 1.0
+    assert out["summary"]["best_epoch"] == 0 and out["summary"]["best_phase_c"] == 0.0
+    assert len(history) == 2 and history[0]["lr"] > 0
+
+
+def test_non_finite_loss_stops_finetune_with_one_line_and_no_success(first_run):
+    project, _, _ = first_run
+    before = sorted(p.name for p in project.stage_dir("finetune").iterdir())
+    proc = _finetune(project, "finetune.lr=1e30", "finetune.warmup_steps=0",
+                     "finetune.grad_clip=1e30", "finetune.phase_b_epochs=3")
+    assert proc.returncode != 0
+    assert "finetune: the" in proc.stderr and "became non-finite" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    after = sorted(p.name for p in project.stage_dir("finetune").iterdir())
+    assert [n for n in after if not n.endswith(".lock")] == \
+        [n for n in before if not n.endswith(".lock")]  # no record, no partial kept

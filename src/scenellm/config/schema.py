@@ -84,7 +84,8 @@ class VQVAEParams(Section):
     hidden_dim: PositiveInt = Field(256, description="Encoder / decoder hidden size.")
     beta: PositiveFloat = Field(0.25, description="Commitment weight β.")
     decay: Float = Field(0.99, gt=0, lt=1, description="EMA decay of the codebook.")
-    dead_threshold: Float = Field(1.0, ge=0, description="EMA count below which a code restarts.")
+    dead_threshold: Float = Field(
+        0.1, ge=0, description="Restart a code whose EMA use falls below this share of N/K.")
     kmeans_init: bool = Field(True, description="Initialise codes by k-means on a first batch.")
     epochs: PositiveInt = Field(30, description="Maximum epochs.")
     patience: PositiveInt = Field(5, description="Early stopping patience (epochs).")
@@ -97,6 +98,10 @@ class VQVAEParams(Section):
 class ModelParams(Section):
     tokens: Literal["vq", "continuous"] = Field("vq", description="Object tokens: VQ or raw.")
     temporal: Literal["ot", "mean", "none"] = Field("ot", description="Temporal aggregation.")
+    context: Literal["video", "frame"] = Field(
+        "video", description="frame: no information crosses frames (per-frame variant).")
+    language: Literal["frames", "objects"] = Field(
+        "objects", description="LLM sentence: frame tokens, or each frame then its objects.")
     d_model: PositiveInt = Field(128, description="Width of SIA and the predictor.")
     sia_groups: PositiveInt = Field(3, description="Groups of the SIA clustering tree.")
     decoder_layers: PositiveInt = Field(1, description="Predictor decoder layers.")
@@ -104,6 +109,8 @@ class ModelParams(Section):
 
 
 class OTParams(Section):
+    source: Literal["frames", "codes"] = Field(
+        "frames", description="Transport the frame-token sequence or the VQ-code histogram.")
     num_scene_tokens: PositiveInt = Field(32, description="M scene words C⁺ (M < K).")
     epsilon: PositiveFloat = Field(0.05, description="Entropic regularisation ε.")
     max_iter: PositiveInt = Field(100, description="Sinkhorn iterations.")
@@ -129,6 +136,11 @@ class FinetuneParams(Section):
     phase_c_epochs: Int = Field(4, ge=0, description="Epochs of LoRA fine-tuning.")
     lr: PositiveFloat = Field(1e-3, description="AdamW lr of heads (paper 1e-5 at LLaMA scale).")
     lora_lr: PositiveFloat = Field(5e-4, description="AdamW lr of LoRA adapters.")
+    full_lr: PositiveFloat = Field(2e-5, description="AdamW lr of every LLM weight (llm.mode=full).")
+    warmup_steps: Int = Field(50, ge=0, description="Linear lr warm-up steps, then cosine decay.")
+    max_steps: Int = Field(0, ge=0, description="Step budget (0 = all epochs); ends training.")
+    patience: Int = Field(0, ge=0, description="Stop after this many epochs without a better "
+                                               "validation R@20 (0 = never).")
     weight_decay: Float = Field(0.01, ge=0, description="AdamW weight decay.")
     grad_clip: PositiveFloat = Field(1.0, description="Gradient norm clip.")
     batch_videos: PositiveInt = Field(4, description="Videos per batch.")
@@ -182,7 +194,8 @@ class Params(Section):
 def cross_field_problems(p: Params) -> list[tuple[tuple[str, ...], str]]:
     """Rules that tie fields of two sections: ``(keys involved, the rule broken)``."""
     problems = []
-    if p.model.temporal == "ot" and p.ot.num_scene_tokens >= p.vqvae.codebook_size:
+    if (p.model.temporal == "ot" and p.ot.source == "codes"
+            and p.ot.num_scene_tokens >= p.vqvae.codebook_size):
         problems.append((("ot.num_scene_tokens", "vqvae.codebook_size"),
                          f"ot.num_scene_tokens ({p.ot.num_scene_tokens}) must be smaller than "
                          f"vqvae.codebook_size ({p.vqvae.codebook_size}): OT maps the K codes "

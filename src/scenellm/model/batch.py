@@ -58,6 +58,32 @@ class VideoBatch:
                                       if isinstance(getattr(self, f.name), torch.Tensor)
                                       else getattr(self, f.name)) for f in fields(self)})
 
+    def per_frame(self) -> VideoBatch:
+        """The same objects and pairs with every frame as its own one-frame video.
+
+        A model run on this view can pass no information between frames (``model.context``
+        = ``frame``); outputs stay in this batch's object and pair order.
+        """
+        num_frames, device = self.num_frames_total, self.frame_of_obj.device
+        index = torch.arange(len(self.frame_of_obj), device=device)
+        order = torch.argsort(self.frame_of_obj * (len(index) + 1) + index)  # by frame
+        rank = torch.empty_like(index)
+        rank[order] = index
+        counts = torch.bincount(self.frame_of_obj, minlength=num_frames)
+        start = torch.cumsum(counts, 0) - counts  # rank of each frame's first object
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(
+            video_ids=[f"{self.video_ids[v]}#{t}" for v, t in
+                       zip(self.video_of_frame.tolist(), self.frame_pos.tolist(), strict=True)],
+            video_of_obj=self.frame_of_obj,
+            obj_pos=rank - start[self.frame_of_obj],
+            video_of_frame=torch.arange(num_frames, device=device),
+            frame_pos=torch.zeros_like(self.frame_pos),
+            frame_mask=torch.ones(num_frames, 1, dtype=torch.bool, device=device),
+            video_of_pair=self.frame_of_pair,
+        )
+        return VideoBatch(**values)
+
     def targets(self) -> dict[str, torch.Tensor]:
         return {"attention": self.attention, "spatial": self.spatial,
                 "contacting": self.contacting, "objects": self.labels.clone()}

@@ -101,8 +101,11 @@ class Codebook(nn.Module):
         code_dim: D, code dimension.
         decay: EMA decay gamma (0.99 in arXiv 1711.00937 appendix A.1 and arXiv 1906.00446).
         eps: Laplace smoothing of the cluster sizes, keeps rarely used codes finite.
-        dead_threshold: a code whose EMA cluster size falls below this is restarted on a batch
-            vector (Jukebox, arXiv 2005.00341, uses 1.0); 0 turns restarts off.
+        dead_threshold: a code whose EMA cluster size falls below this share of the uniform
+            use N / K (N rows per batch) is restarted on a batch vector (Jukebox, arXiv
+            2005.00341, restarts below an absolute 1.0 with batches far larger than K); 0
+            turns restarts off. Relative, so that a batch smaller than K does not restart
+            every code at every step.
         kmeans_init: initialise the codes by k-means on the first training batch
             (as in lucidrains/vector-quantize-pytorch); otherwise codes start as N(0, 1).
         kmeans_iters: Lloyd iterations of that k-means.
@@ -114,7 +117,7 @@ class Codebook(nn.Module):
         code_dim: int,
         decay: float = 0.99,
         eps: float = 1e-5,
-        dead_threshold: float = 1.0,
+        dead_threshold: float = 0.1,
         kmeans_init: bool = False,
         kmeans_iters: int = 10,
     ) -> None:
@@ -166,7 +169,11 @@ class Codebook(nn.Module):
 
     @torch.no_grad()
     def init_from_kmeans(self, x: Tensor, generator: torch.Generator | None = None) -> None:
-        """Set the codes to k-means centroids of x (N, D), with EMA stats consistent with them."""
+        """Set the codes to k-means centroids of x (N, D), with EMA stats consistent with them.
+
+        Callers should pass at least K distinct rows (the VQ-VAE stage passes its first
+        encoder pass over the train features); fewer leave duplicate codes.
+        """
         centroids, sizes = kmeans(x, self.codebook_size, self.kmeans_iters, generator)
         self.embed.copy_(centroids)
         self.cluster_size.copy_(sizes)
@@ -188,18 +195,21 @@ class Codebook(nn.Module):
 
     @torch.no_grad()
     def restart_dead(self, x: Tensor, generator: torch.Generator | None = None) -> int:
-        """Move codes with EMA cluster size < dead_threshold onto random rows of x (N, D).
+        """Move codes with EMA cluster size < t = dead_threshold · N / K onto random rows of
+        x (N, D).
 
-        Their EMA stats restart as (c, c * vector) with c = max(1, dead_threshold), i.e.
-        (1, vector) by default; c >= threshold so a restarted code is not dead on arrival.
+        Their EMA stats restart as (c, c · vector) with c = max(N / K, t): at least a code's
+        uniform share and never below t, so a restarted code is not dead on arrival.
         Returns the number of codes restarted.
         """
-        dead = self.cluster_size < self.dead_threshold  # (K,)
+        share = x.shape[0] / self.codebook_size  # uniform use N / K
+        threshold = self.dead_threshold * share
+        dead = self.cluster_size < threshold  # (K,)
         n_dead = int(dead.sum())
         if n_dead == 0:
             return 0
         vectors = sample_rows(x, n_dead, generator)  # (n_dead, D)
-        size = max(1.0, self.dead_threshold)
+        size = max(share, threshold)
         self.embed[dead] = vectors
         self.embed_avg[dead] = vectors * size
         self.cluster_size[dead] = size

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from scenellm.model.codebook import squared_distances
-from scenellm.model.sinkhorn import sinkhorn
+from scenellm.model.sinkhorn import sinkhorn_fp32
 
 
 def code_histogram(indices: torch.Tensor, num_codes: int, smoothing: float) -> torch.Tensor:
@@ -101,7 +101,7 @@ class OTAggregator(nn.Module):
         histogram (B, K), codebook (K, D).
 
         Returns: scene_tokens (B, T, d) and info with 'plan' (B, K, M), 'scene_words'
-        (B, M, D) and 'attention' (B, T, M).
+        (B, M, D), 'attention' (B, T, M) and 'converged' (B,) bool.
         """
         batch, num_codes = histogram.shape
         if codebook.dim() != 2 or codebook.shape[0] != num_codes:
@@ -111,27 +111,29 @@ class OTAggregator(nn.Module):
                 f"frame_mask {tuple(frame_mask.shape)} must match frame_tokens "
                 f"{tuple(frame_tokens.shape[:2])}"
             )
-        # OT in at least float32: the potentials are large for small ε.
-        dtype = torch.promote_types(codebook.dtype, torch.float32)
-        codes, anchors = codebook.to(dtype), self.anchors.to(dtype)
-        cost = squared_distances(codes, anchors).clamp_min(0.0)  # (K, M); clamp: rounding
-        # One cost for the whole batch, so its max is every video's max.
-        cost = cost / cost.detach().max().clamp_min(torch.finfo(dtype).tiny)
-        num_words = anchors.shape[0]
-        plan = sinkhorn(
-            cost.expand(batch, -1, -1),  # (B, K, M): one cost, one histogram per video
-            histogram.to(dtype),
-            torch.full((batch, num_words), 1.0 / num_words, dtype=dtype, device=cost.device),
-            self.epsilon,
-            max_iter=self.max_iter,
-            tol=self.tol,
-        )
-        mass = plan.sum(dim=1).clamp_min(torch.finfo(dtype).tiny)  # (B, M)
-        scene_words = plan.transpose(1, 2) @ codes / mass[..., None]  # (B, M, D)
+        # OT in at least float32, autocast off: the potentials are large for small ε.
+        with torch.autocast(codebook.device.type, enabled=False):
+            dtype = torch.promote_types(codebook.dtype, torch.float32)
+            codes, anchors = codebook.to(dtype), self.anchors.to(dtype)
+            cost = squared_distances(codes, anchors).clamp_min(0.0)  # (K, M); clamp: rounding
+            # One cost for the whole batch, so its max is every video's max.
+            cost = cost / cost.detach().max().clamp_min(torch.finfo(dtype).tiny)
+            num_words = anchors.shape[0]
+            plan, converged = sinkhorn_fp32(
+                cost.expand(batch, -1, -1),  # (B, K, M): one cost, one histogram per video
+                histogram.to(dtype),
+                torch.full((batch, num_words), 1.0 / num_words, dtype=dtype, device=cost.device),
+                self.epsilon,
+                max_iter=self.max_iter,
+                tol=self.tol,
+            )
+            mass = plan.sum(dim=1).clamp_min(torch.finfo(dtype).tiny)  # (B, M)
+            scene_words = plan.transpose(1, 2) @ codes / mass[..., None]  # (B, M, D)
         words = self.project(scene_words.to(self.project.weight.dtype))  # (B, M, d)
         scores = frame_tokens @ words.transpose(1, 2) / math.sqrt(words.shape[-1])  # (B, T, M)
         attention = scores.softmax(dim=-1)
         expressed = frame_tokens + attention @ words  # (B, T, d)
         scene_tokens = torch.where(frame_mask[..., None], expressed, frame_tokens)
-        info = {"plan": plan, "scene_words": scene_words, "attention": attention}
+        info = {"plan": plan, "scene_words": scene_words, "attention": attention,
+                "converged": converged}
         return scene_tokens, info

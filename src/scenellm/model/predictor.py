@@ -128,6 +128,8 @@ class SGGPredictor(nn.Module):
         gate_alpha: α of the fusion, or its initial value when ``learn_gate``.
         learn_gate: α = σ(W [query; decoded] + b) per pair and channel, starting at gate_alpha.
         dropout: dropout of the query MLP, decoder and object head.
+        pair_state_dim: width of per-pair LLM states (subject's and object's, concatenated)
+            added to the query through LayerNorm + Linear; 0 when the LLM reads frames only.
     """
 
     def __init__(
@@ -142,6 +144,7 @@ class SGGPredictor(nn.Module):
         gate_alpha: float = 0.5,
         learn_gate: bool = False,
         dropout: float = 0.1,
+        pair_state_dim: int = 0,
     ) -> None:
         super().__init__()
         if d_model % num_heads:
@@ -159,6 +162,10 @@ class SGGPredictor(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(d_model, d_model),
             nn.LayerNorm(d_model),
+        )
+        self.pair_state_proj = (
+            nn.Sequential(nn.LayerNorm(pair_state_dim), nn.Linear(pair_state_dim, d_model))
+            if pair_state_dim else None
         )
         # LLM hidden states can be large (LLaMA); normalise before projecting.
         self.context_proj = nn.Sequential(
@@ -196,6 +203,7 @@ class SGGPredictor(nn.Module):
         context_padding_mask: torch.Tensor | None = None,
         context_pos_of_pair: torch.Tensor | None = None,
         predict_objects: bool = False,
+        pair_states: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor | None]:
         """Predict predicate logits for every (person, object) pair.
 
@@ -212,6 +220,8 @@ class SGGPredictor(nn.Module):
                 pair's frame token; adds sinusoidal positions to queries and context so a
                 pair can find its own frame.
             predict_objects: also return object-class logits.
+            pair_states: (P, pair_state_dim) the LLM's states of each pair's subject and
+                object, when the predictor was built with ``pair_state_dim``.
 
         Returns:
             attention_logits (P, 3), spatial_logits (P, 6), contacting_logits (P, 17),
@@ -231,6 +241,10 @@ class SGGPredictor(nn.Module):
                 dim=-1,
             )
         )  # (P, d_model)
+        if self.pair_state_proj is not None:
+            if pair_states is None:
+                raise ValueError("this predictor reads pair_states; pass the LLM's pair states")
+            query = query + self.pair_state_proj(pair_states.to(query.dtype))
         if context is None or len(query) == 0:
             fused = query
         else:

@@ -2,22 +2,44 @@
 (LoRA) → SGG predictor. Our reading of arXiv 2412.11026 (DESIGN §2).
 
 Ablation switches (``model.tokens``, ``model.temporal``, ``llm.mode``) select the paper's
-variants: continuous tokens instead of VQ codes, mean or no temporal aggregation instead of
-OT, and full / frozen / no LLM instead of LoRA.
+variants: continuous tokens instead of VQ codes (the VQ-VAE is then never run), mean or no
+temporal aggregation instead of OT, and full / frozen / no LLM instead of LoRA.
+``model.context=frame`` runs every frame as its own one-frame video, so no information
+crosses frames anywhere (the per-frame variant); ``model.language`` chooses what the LLM
+reads (see :mod:`scenellm.model.sentence`); ``ot.source`` chooses what OT transports: the
+sequence of frame tokens (:mod:`scenellm.model.ot_frames`) or the video's histogram of VQ
+codes (:mod:`scenellm.model.ot`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
 
+from scenellm.data.vocab import STTRAN_OBJECT_CLASSES
 from scenellm.model.llm import SceneLanguageModel
 from scenellm.model.ot import OTAggregator, code_histogram
-from scenellm.model.predictor import SGGPredictor, sgcls_labels
+from scenellm.model.ot_frames import FrameOTAggregator
+from scenellm.model.predictor import SGGPredictor, sgcls_labels, sinusoidal_embedding
+from scenellm.model.sentence import sentence_slots
 from scenellm.model.sia import SpatialAggregator
 from scenellm.model.vqvae import VQVAE
+
+PROBES: tuple[str, ...] = ("shuffle_frames", "ot_off", "swap_states")
+
+
+def shuffled_frames(batch, seed: int = 0):
+    """The batch with each video's frame positions permuted (objects and pairs stay with
+    their frames): what reads frames in order sees them out of order."""
+    generator = torch.Generator().manual_seed(seed)
+    frame_pos = batch.frame_pos.clone()
+    for v in range(batch.num_videos):
+        frames = (batch.video_of_frame == v).nonzero().squeeze(1)
+        perm = torch.randperm(len(frames), generator=generator).to(frames.device)
+        frame_pos[frames] = batch.frame_pos[frames][perm]
+    return replace(batch, frame_pos=frame_pos)
 
 
 @dataclass
@@ -25,6 +47,9 @@ class SceneLLMConfig:
     feature_dim: int
     tokens: str = "vq"
     temporal: str = "ot"
+    context: str = "video"
+    language: str = "objects"
+    ot_source: str = "frames"
     d_model: int = 128
     sia_groups: int = 3
     decoder_layers: int = 1
@@ -59,9 +84,15 @@ class SceneLLM(nn.Module):
         self.token_proj = nn.Sequential(nn.Linear(in_dim, d), nn.LayerNorm(d))
         self.sia = SpatialAggregator(token_dim=d, hidden_dim=d, out_dim=d,
                                      max_groups=config.sia_groups)
-        self.ot = (OTAggregator(code_dim, d, config.num_scene_tokens, config.ot_epsilon,
-                                config.ot_max_iter, config.ot_tol)
-                   if config.temporal == "ot" else None)
+        if config.temporal != "ot":
+            self.ot = None
+        elif config.ot_source == "frames":
+            self.ot = FrameOTAggregator(d, config.num_scene_tokens, config.ot_epsilon,
+                                        config.ot_max_iter, config.ot_tol)
+        else:
+            self.ot = OTAggregator(code_dim, d, config.num_scene_tokens, config.ot_epsilon,
+                                   config.ot_max_iter, config.ot_tol)
+        self.class_token = nn.Embedding(len(STTRAN_OBJECT_CLASSES), d)  # an object word's class
         self.llm = SceneLanguageModel(config.llm_path, token_dim=d, mode=config.llm_mode,
                                       lora_rank=config.lora_rank, lora_alpha=config.lora_alpha,
                                       lora_dropout=config.lora_dropout,
@@ -70,7 +101,10 @@ class SceneLLM(nn.Module):
         self.predictor = SGGPredictor(obj_dim=d, union_dim=config.feature_dim,
                                       context_dim=self.llm.hidden_size, d_model=d,
                                       num_layers=config.decoder_layers,
-                                      gate_alpha=config.gate_alpha)
+                                      gate_alpha=config.gate_alpha,
+                                      pair_state_dim=(2 * self.llm.hidden_size
+                                                      if config.language == "objects" else 0))
+        self.diagnostics: dict[str, float] = {}
 
     def train(self, mode: bool = True) -> SceneLLM:
         super().train(mode)
@@ -85,36 +119,91 @@ class SceneLLM(nn.Module):
             return list(self.llm.llm.parameters())
         return []
 
-    def forward(self, batch, mode: str = "predcls") -> dict[str, torch.Tensor]:
-        """Logits for every pair of the batch (see :class:`VideoBatch`)."""
-        x = (batch.obj_feats - self.feat_mean) / self.feat_std  # (N, F)
-        with torch.no_grad():
-            codes = self.vqvae.encode(x)  # (N,)
-            quantized = self.vqvae.codebook.embed[codes]  # (N, D)
-        tokens = self.token_proj(quantized if self.config.tokens == "vq" else x)  # (N, d)
-        frame_tokens, obj_states = self.sia(tokens, batch.boxes_norm, batch.frame_of_obj,
-                                            batch.num_frames_total, return_objects=True)
-        padded = frame_tokens.new_zeros(batch.num_videos, batch.max_frames, frame_tokens.shape[1])
-        padded[batch.video_of_frame, batch.frame_pos] = frame_tokens  # (B, T, d)
-        mask = batch.frame_mask  # (B, T) True = real frame
-        if self.config.temporal == "ot":
-            padded_codes = torch.full((batch.num_videos, batch.max_objects), -1,
-                                      dtype=torch.long, device=codes.device)
-            padded_codes[batch.video_of_obj, batch.obj_pos] = codes  # (B, L)
-            hist = code_histogram(padded_codes, self.vqvae.codebook.embed.shape[0],
-                                  self.ot.smoothing)
-            padded, _ = self.ot(padded, mask, hist, self.vqvae.codebook.embed)
-        elif self.config.temporal == "mean":
-            mean = (padded * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)  # (B, d)
-            padded = torch.where(mask[..., None], padded + mean[:, None], padded)
-        hidden = self.llm(padded, mask)  # (B, T, H)
+    def forward(self, batch, mode: str = "predcls", probe: str | None = None
+                ) -> dict[str, torch.Tensor]:
+        """Logits for every pair of the batch (see :class:`VideoBatch`).
+
+        ``probe`` perturbs the temporal path to measure what it carries (:data:`PROBES`):
+        ``shuffle_frames`` permutes each video's frame order before OT and the LLM (a fixed
+        seed), ``ot_off`` skips the temporal aggregation, ``swap_states`` gives every video
+        the LLM states of the next video in the batch.
+        """
+        if probe is not None and probe not in PROBES:
+            raise ValueError(f"probe {probe!r} is not one of {PROBES}")
+        seq = batch.per_frame() if self.config.context == "frame" else batch
+        if probe == "shuffle_frames":
+            seq = shuffled_frames(seq)
+        x = (seq.obj_feats - self.feat_mean) / self.feat_std  # (N, F)
+        codes = None
+        if self.config.tokens == "vq" or (self.ot is not None and self.config.ot_source == "codes"):
+            with torch.no_grad():
+                codes = self.vqvae.encode(x)  # (N,)
+        if self.config.tokens == "vq":
+            tokens = self.token_proj(self.vqvae.codebook.embed[codes])  # (N, d)
+        else:
+            tokens = self.token_proj(x)
+        frame_tokens, obj_states = self.sia(tokens, seq.boxes_norm, seq.frame_of_obj,
+                                            seq.num_frames_total, return_objects=True)
+        padded = frame_tokens.new_zeros(seq.num_videos, seq.max_frames, frame_tokens.shape[1])
+        padded[seq.video_of_frame, seq.frame_pos] = frame_tokens  # (B, T, d)
+        mask = seq.frame_mask  # (B, T) True = real frame
+        if probe != "ot_off":
+            padded = self.temporal(padded, mask, codes, seq)
         object_logits = self.predictor.classify_objects(obj_states)
-        labels = batch.labels if mode == "predcls" else sgcls_labels(object_logits,
-                                                                     batch.is_person)
-        out = self.predictor(obj_states, batch.boxes_norm, labels, batch.pair_idx,
-                             batch.union_feats, video_of_pair=batch.video_of_pair,
-                             context=hidden, context_padding_mask=~mask,
-                             context_pos_of_pair=batch.frame_pos[batch.frame_of_pair])
+        labels = seq.labels if mode == "predcls" else sgcls_labels(object_logits, seq.is_person)
+        hidden, words, frame_slot, obj_slot = self.read(padded, mask, obj_states, labels, seq)
+        if probe == "swap_states":
+            hidden, words = hidden.roll(1, dims=0), words.roll(1, dims=0)
+        pair_states = None
+        if obj_slot is not None:
+            states = hidden[seq.video_of_obj, obj_slot]  # (N, H)
+            sub, obj = seq.pair_idx.unbind(dim=1)
+            pair_states = torch.cat([states[sub], states[obj]], dim=-1)  # (P, 2H)
+        out = self.predictor(obj_states, seq.boxes_norm, labels, seq.pair_idx, seq.union_feats,
+                             video_of_pair=seq.video_of_pair, context=hidden,
+                             context_padding_mask=~words,
+                             context_pos_of_pair=frame_slot[seq.frame_of_pair],
+                             pair_states=pair_states)
         out["object_logits"] = object_logits
         out["labels"] = labels
         return out
+
+    def temporal(self, padded: torch.Tensor, mask: torch.Tensor, codes: torch.Tensor | None,
+                 seq) -> torch.Tensor:
+        """Frame tokens (B, T, d) after the temporal aggregation ``model.temporal``."""
+        if self.config.temporal == "ot" and self.config.ot_source == "frames":
+            padded, info = self.ot(padded, mask)
+            self.diagnostics["ot_unconverged"] = float((~info["converged"]).float().mean())
+        elif self.config.temporal == "ot":
+            padded_codes = torch.full((seq.num_videos, seq.max_objects), -1,
+                                      dtype=torch.long, device=codes.device)
+            padded_codes[seq.video_of_obj, seq.obj_pos] = codes  # (B, L)
+            hist = code_histogram(padded_codes, self.vqvae.codebook.embed.shape[0],
+                                  self.ot.smoothing)
+            padded, info = self.ot(padded, mask, hist, self.vqvae.codebook.embed)
+            self.diagnostics["ot_unconverged"] = float((~info["converged"]).float().mean())
+        elif self.config.temporal == "mean":
+            mean = (padded * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)  # (B, d)
+            padded = torch.where(mask[..., None], padded + mean[:, None], padded)
+        return padded
+
+    def read(self, padded: torch.Tensor, mask: torch.Tensor, obj_states: torch.Tensor,
+             labels: torch.Tensor, seq) -> tuple[torch.Tensor, ...]:
+        """The LLM reads each video's sentence (``model.language``): hidden (B, L, H), words
+        (B, L) True at real tokens, frame_slot (F,) and obj_slot (N,) or None."""
+        objects = self.config.language == "objects"
+        frame_slot, obj_slot, length = sentence_slots(
+            seq.video_of_frame, seq.frame_pos, seq.video_of_obj if objects else None,
+            seq.frame_of_obj if objects else None, seq.num_videos)
+        d = padded.shape[-1]
+        frame_tokens = padded[seq.video_of_frame, seq.frame_pos]  # (F, d)
+        stamp = sinusoidal_embedding(seq.frame_pos, d).to(frame_tokens.dtype)  # (F, d)
+        sentence = frame_tokens.new_zeros(seq.num_videos, length, d)
+        words = mask.new_zeros(seq.num_videos, length)
+        sentence[seq.video_of_frame, frame_slot] = frame_tokens + stamp
+        words[seq.video_of_frame, frame_slot] = True
+        if objects:
+            obj_words = obj_states + self.class_token(labels) + stamp[seq.frame_of_obj]
+            sentence[seq.video_of_obj, obj_slot] = obj_words.to(sentence.dtype)
+            words[seq.video_of_obj, obj_slot] = True
+        return self.llm(sentence, words), words, frame_slot, obj_slot

@@ -46,6 +46,10 @@ SCALING_MAX_SPREAD = {torch.float32: 30.0, torch.float64: 300.0}
 DOMAINS = ("auto", "log", "scaling")
 
 
+class NonFiniteInput(ValueError):
+    """The cost or a marginal holds NaN or ±inf (in training: weights that overflowed)."""
+
+
 def sinkhorn(
     cost: torch.Tensor,
     a: torch.Tensor,
@@ -72,6 +76,23 @@ def sinkhorn(
     Returns:
         plan: (B, n, m) or (n, m), same dtype and device as ``cost``.
     """
+    plan, _ = sinkhorn_status(cost, a, b, epsilon, max_iter, tol, check_every, domain)
+    return plan
+
+
+def sinkhorn_status(
+    cost: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    epsilon: float,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+    check_every: int = 10,
+    domain: Literal["auto", "log", "scaling"] = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sinkhorn`'s plan and, per problem, whether it converged: ‖Pᵀ1 - b‖₂ < tol
+    after the last iteration ((B,) or () bool; all True when tol = 0 asks for every
+    iteration). An unconverged plan's columns miss b: callers should report it."""
     spread = _validate(cost, a, b, epsilon, max_iter, tol, check_every, domain)
     unbatched = cost.dim() == 2
     if unbatched:
@@ -81,7 +102,27 @@ def sinkhorn(
         domain = "scaling" if spread <= SCALING_MAX_SPREAD[cost.dtype] else "log"
     solve = _scaling_domain if domain == "scaling" else _log_domain
     plan = solve(cost, a, b, epsilon, max_iter, tol, check_every)
-    return plan[0] if unbatched else plan
+    with torch.no_grad():
+        error = torch.linalg.vector_norm(plan.sum(dim=1) - b, dim=-1)  # (B,)
+        converged = error < tol if tol > 0 else torch.ones_like(error, dtype=torch.bool)
+    return (plan[0], converged[0]) if unbatched else (plan, converged)
+
+
+def sinkhorn_fp32(
+    cost: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    epsilon: float,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`sinkhorn_status` in float32 or wider whatever autocast is active: under CUDA
+    bf16 autocast the matmuls of the scaling domain would otherwise run in bf16 (plan
+    errors ~3e-3 that no tolerance can meet) and training would differ from evaluation."""
+    dtype = torch.promote_types(cost.dtype, torch.float32)
+    with torch.autocast(cost.device.type, enabled=False):
+        return sinkhorn_status(cost.to(dtype), a.to(dtype), b.to(dtype), epsilon,
+                               max_iter=max_iter, tol=tol)
 
 
 def _log_domain(
@@ -224,7 +265,7 @@ def _validate(
         "a has zero total mass",
         f"a and b total masses differ by more than {MASS_RTOL:g} (relative)",
     )
-    for flag, message in zip(flags, messages, strict=True):
+    for i, (flag, message) in enumerate(zip(flags, messages, strict=True)):
         if flag:
-            raise ValueError(f"sinkhorn: {message}")
+            raise (NonFiniteInput if i < 2 else ValueError)(f"sinkhorn: {message}")
     return spread / epsilon

@@ -55,7 +55,7 @@ class VQVAE(nn.Module):
         hidden_dim: hidden width of the encoder and decoder MLPs.
         beta: commitment weight, 0.25 in arXiv 1711.00937 section 3.2.
         decay: EMA decay of the codebook, 0.99 in arXiv 1711.00937 appendix A.1 / 1906.00446.
-        dead_threshold: EMA cluster size under which a code is restarted on a batch vector.
+        dead_threshold: share of the uniform use N / K under which a code restarts.
         kmeans_init: initialise the codebook by k-means on the first training batch.
     """
 
@@ -67,7 +67,7 @@ class VQVAE(nn.Module):
         hidden_dim: int = 256,
         beta: float = 0.25,
         decay: float = 0.99,
-        dead_threshold: float = 1.0,
+        dead_threshold: float = 0.1,
         kmeans_init: bool = True,
     ) -> None:
         super().__init__()

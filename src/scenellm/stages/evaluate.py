@@ -8,7 +8,8 @@ from one fixed classifier (logistic regression on the detector features), never 
 model under test.
 
 Writes ``metrics.json`` (R@10/20/50/100, both mR@K definitions, per-predicate recall),
-``summary.json`` (flat numbers for ``dvc metrics``), ``table.txt``, two PNG plots, the
+``summary.json`` (flat numbers for ``dvc metrics``, with the probes: Δ R@20 when frames
+are shuffled, OT is off or LLM states come from another video), ``table.txt``, two PNG plots, the
 model's ranked triplets (``predictions.parquet``, with constraint, what the registry model
 returns) and a few test videos drawn with their scene graphs (``examples/``).
 """
@@ -145,7 +146,21 @@ def run(ctx: StageContext) -> dict:
     (ctx.workdir / "table.txt").write_text(render_table(results))
     plot_recalls(results, ctx.workdir / "recall.png")
     plot_per_predicate(results, ctx.workdir / "per_predicate.png")
+    flat.update(probe_deltas(model, data, test, device))
+    (ctx.workdir / "summary.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
     return flat
+
+
+def probe_deltas(model, data, videos: list[str], device, batch_videos: int = 4) -> dict:
+    """Change of test PREDCLS R@20 (with constraint) when the temporal path is perturbed:
+    frames shuffled, OT off, LLM states of another video (``SceneLLM.forward``'s probes).
+    Batches of several videos, so that swapped states come from a different video."""
+    from scenellm.model.scenellm import PROBES
+    from scenellm.stages.finetune import validate
+
+    base = validate(model, data, videos, device, batch_videos)
+    return {f"probe_{name}_delta_R@20": validate(model, data, videos, device, batch_videos,
+                                                 probe=name) - base for name in PROBES}
 
 
 def video_sums(scored: dict, frames: list[int]) -> dict[str, dict[str, list[float]]]:

@@ -5,14 +5,19 @@ the predictor. (c) add the LLM adapters (LoRA, or all LLM weights for ``llm.mode
 
 A recipe: :func:`build` (data, model, optimiser, resumed state), :func:`train_epoch`,
 :func:`validate` (PREDCLS R@20 with constraint on held-out train videos), :func:`save`
-(the best epoch as a self-contained model directory). AdamW, seeded, gradient clipping,
-a checkpoint every epoch (resumed after a kill).
+(the best epoch as a self-contained model directory). AdamW with its own learning rate per
+group (heads ``lr``, LoRA ``lora_lr``, every LLM weight ``full_lr``), linear warm-up then
+cosine decay over the step budget, gradient clipping, early stopping after ``patience``
+epochs without a better validation R@20, a checkpoint every epoch (resumed after a kill).
+A non-finite loss or gradient stops the stage with one line and no success record.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import random
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +46,8 @@ class Recipe:
     adapters: list
     groups: list[dict]
     optimizer: Any
+    scheduler: Any
+    total_steps: int
     checkpoint: Any
     state: dict[str, Any]
 
@@ -51,6 +58,7 @@ def model_config(ctx: StageContext, feature_dim: int):
     p = ctx.params
     return SceneLLMConfig(
         feature_dim=feature_dim, tokens=p.model.tokens, temporal=p.model.temporal,
+        context=p.model.context, language=p.model.language, ot_source=p.ot.source,
         d_model=p.model.d_model, sia_groups=p.model.sia_groups,
         decoder_layers=p.model.decoder_layers, gate_alpha=p.model.gate_alpha,
         num_scene_tokens=p.ot.num_scene_tokens, ot_epsilon=p.ot.epsilon,
@@ -87,15 +95,36 @@ def build(ctx: StageContext) -> Recipe:
         q.requires_grad_(False)
     groups = [{"params": heads, "lr": p.lr}]
     if adapters:
-        groups.append({"params": adapters, "lr": p.lora_lr})
+        lr = p.full_lr if model.config.llm_mode == "full" else p.lora_lr
+        groups.append({"params": adapters, "lr": lr})
     optimizer = torch.optim.AdamW(groups, weight_decay=p.weight_decay)
+    total_steps = step_budget(p, len(train))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, p.warmup_steps, total_steps))
     checkpoint = EpochCheckpoint(ctx.workdir / "checkpoint")
     recover_dir(ctx.workdir / "model")  # a best-model write cut by a kill
-    state = checkpoint.restore(model, optimizer) or {"epoch": 0, "best": -1.0, "history": []}
+    state = checkpoint.restore(model, optimizer) or {
+        "epoch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "stale": 0, "history": []}
+    if "scheduler" in state:  # after the optimizer: its groups already hold the current lr
+        scheduler.load_state_dict(state["scheduler"])
     if "torch_rng" in state:  # dropout draws continue exactly where the killed run stopped
         torch.set_rng_state(state["torch_rng"])
-    return Recipe(data, train, val, device, model, adapters, groups, optimizer, checkpoint,
-                  state)
+    return Recipe(data, train, val, device, model, adapters, groups, optimizer, scheduler,
+                  total_steps, checkpoint, state)
+
+
+def step_budget(p, train_videos: int) -> int:
+    """Optimiser steps of the whole run: every epoch's batches, capped by ``max_steps``."""
+    steps = math.ceil(train_videos / p.batch_videos) * (p.phase_b_epochs + p.phase_c_epochs)
+    return min(steps, p.max_steps) if p.max_steps else steps
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def train_epoch(r: Recipe, p) -> dict[str, float]:
@@ -104,6 +133,7 @@ def train_epoch(r: Recipe, p) -> dict[str, float]:
 
     from scenellm.device import autocast_context
     from scenellm.model.losses import sgg_loss
+    from scenellm.model.sinkhorn import NonFiniteInput
 
     epoch = r.state["epoch"]
     for q in r.adapters:  # phase (c) trains the adapters too
@@ -112,24 +142,61 @@ def train_epoch(r: Recipe, p) -> dict[str, float]:
     random.Random(p.seed * 7919 + epoch).shuffle(order)
     r.model.train()
     losses: dict[str, float] = {}
-    steps = 0
+    steps = unconverged = 0
     for start in range(0, len(order), p.batch_videos):
+        if r.state["step"] >= r.total_steps:  # the step budget ends the run mid-epoch
+            break
         batch = r.data.batch(order[start:start + p.batch_videos]).to(r.device)
-        with autocast_context(r.device, p.mixed_precision):
-            out = r.model(batch, mode="predcls")
-            loss, parts = sgg_loss(out, batch.targets())
+        try:
+            with autocast_context(r.device, p.mixed_precision):
+                out = r.model(batch, mode="predcls")
+                loss, parts = sgg_loss(out, batch.targets())
+        except NonFiniteInput:  # activations overflowed inside OT
+            parts = {"total": math.inf}
+        check_step(r, p, loss=parts["total"])
         r.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_([q for g in r.groups for q in g["params"]], p.grad_clip)
+        norm = torch.nn.utils.clip_grad_norm_([q for g in r.groups for q in g["params"]],
+                                              p.grad_clip)
+        check_step(r, p, gradient_norm=float(norm))
         r.optimizer.step()
+        check_step(r, p, weights=float(all_finite(r.groups)))
+        r.scheduler.step()
+        r.state["step"] += 1
         steps += 1
+        unconverged += r.model.diagnostics.get("ot_unconverged", 0.0)
         for k, v in parts.items():
             losses[k] = losses.get(k, 0.0) + v
-    return {f"train_loss_{k}": v / steps for k, v in losses.items()}
+    record = {f"train_loss_{k}": v / max(1, steps) for k, v in losses.items()}
+    record["ot_unconverged"] = unconverged / max(1, steps)
+    record["lr"] = r.scheduler.get_last_lr()[0]
+    return record
 
 
-def validate(model, data, videos, device, batch_videos: int, mode: str = "predcls") -> float:
-    """Mean R@20 with constraint over ``videos`` (STTran semantics)."""
+def check_step(r: Recipe, p, **values: float) -> None:
+    """Stop at the first non-finite loss, gradient norm or weights (``weights`` is 1.0 when
+    every trained weight is finite): a finite step can still overflow the weights."""
+    from scenellm.errors import TrainingDiverged
+
+    for name, value in values.items():
+        if not math.isfinite(value) or (name == "weights" and value != 1.0):
+            raise TrainingDiverged(
+                f"finetune: the {name.replace('_', ' ')} became non-finite at step "
+                f"{r.state['step']} (epoch {r.state['epoch']}); lower finetune.lr (now "
+                f"{p.lr:g}) or the adapters' lr, or turn finetune.mixed_precision off")
+
+
+def all_finite(groups: list[dict]) -> bool:
+    """Every trained weight finite (one host sync)."""
+    import torch
+
+    return bool(torch.stack([q.isfinite().all() for g in groups for q in g["params"]]).all())
+
+
+def validate(model, data, videos, device, batch_videos: int, mode: str = "predcls",
+             probe: str | None = None) -> float:
+    """Mean R@20 with constraint over ``videos`` (STTran semantics), optionally under one
+    of the model's probes (``SceneLLM.forward``)."""
     import torch
 
     from scenellm.evaluation.sttran_adapters import ag_evaluator, sttran_gt, sttran_predictions
@@ -139,7 +206,7 @@ def validate(model, data, videos, device, batch_videos: int, mode: str = "predcl
     with torch.no_grad():
         for start in range(0, len(videos), batch_videos):
             batch = data.batch(videos[start:start + batch_videos]).to(device)
-            out = model(batch, mode=mode)
+            out = model(batch, mode=mode, **({"probe": probe} if probe else {}))
             for b, vid in enumerate(batch.video_ids):
                 gt = sttran_gt(data.store.read_shard(vid), data.object_labels(vid))
                 evaluator.evaluate_scene_graph(gt, sttran_predictions(batch, out, b))
@@ -159,14 +226,20 @@ def end_epoch(ctx: StageContext, r: Recipe, record: dict[str, float]) -> None:
     check_epoch("finetune", epoch, record, r.state["history"] or [record],
                 f"lower finetune.lr (now {p.lr:g}) or finetune.lora_lr (now {p.lora_lr:g})",
                 watch="train_loss_total")
+    if record["ot_unconverged"] > 0:
+        warnings.warn(f"finetune: Sinkhorn stopped unconverged in "
+                      f"{100 * record['ot_unconverged']:.1f} % of epoch {epoch}'s OT problems; "
+                      "raise ot.max_iter or ot.epsilon", RuntimeWarning, stacklevel=2)
     r.state["history"].append(record)
+    r.state["stale"] += 1
     if record[VAL_METRIC] > r.state["best"]:
-        r.state["best"] = record[VAL_METRIC]
+        r.state["best"], r.state["best_epoch"], r.state["stale"] = record[VAL_METRIC], epoch, 0
         with staged_dir(ctx.workdir / "model") as tmp:
             save_finetuned(r.model, tmp, ctx.input_path("vqvae"))
             killpoint("finetune.model_staged")
     r.state["epoch"] += 1
     r.state["torch_rng"] = torch.get_rng_state()
+    r.state["scheduler"] = r.scheduler.state_dict()
     r.checkpoint.save(r.model, r.optimizer, r.state)
     ctx.log_metrics(record, epoch)  # may raise to prune (studies)
 
@@ -177,9 +250,24 @@ def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
     killpoint("finetune.history_written")
     r.checkpoint.clear()
     counts = r.model.llm.trainable_parameters()
+    p = ctx.params.finetune
     return {"best_" + VAL_METRIC: r.state["best"], "epochs": r.state["epoch"],
+            "best_epoch": r.state["best_epoch"],
+            "best_phase_c": float(r.state["best_epoch"] >= p.phase_b_epochs),
+            "steps": r.state["step"],
+            "stopped_early": float(bool(p.patience) and r.state["stale"] >= p.patience),
             "train_videos": len(r.train), "val_videos": len(r.val),
             "llm_trainable_params": counts.trainable, "llm_total_params": counts.total}
+
+
+def epochs(p) -> int:
+    return p.phase_b_epochs + p.phase_c_epochs
+
+
+def finished(r: Recipe, p) -> bool:
+    """All epochs done, the step budget spent, or ``patience`` epochs without a better one."""
+    return (r.state["epoch"] >= epochs(p) or r.state["step"] >= r.total_steps
+            or bool(p.patience and r.state["stale"] >= p.patience))
 
 
 def run(ctx: StageContext) -> dict:
@@ -187,9 +275,8 @@ def run(ctx: StageContext) -> dict:
 
     p = ctx.params.finetune
     r = build(ctx)
-    total = p.phase_b_epochs + p.phase_c_epochs
-    with progress("finetune", total, "epochs", completed=r.state["epoch"]) as bar:
-        while r.state["epoch"] < total:
+    with progress("finetune", epochs(p), "epochs", completed=r.state["epoch"]) as bar:
+        while not finished(r, p):
             record = train_epoch(r, p)
             record[VAL_METRIC] = validate(r.model, r.data, r.val, r.device, p.batch_videos)
             record["phase_c"] = float(r.state["epoch"] >= p.phase_b_epochs)

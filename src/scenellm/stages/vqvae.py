@@ -82,7 +82,28 @@ def build(ctx: StageContext) -> Recipe:
     generator = torch.Generator().manual_seed(p.seed)
     if "generator" in state:
         generator.set_state(state["generator"])
+    elif p.kmeans_init:
+        init_codebook(model, store, train, mean, std, generator)
     return Recipe(store, train, held, mean, std, model, optimizer, generator, checkpoint, state)
+
+
+def init_codebook(model, store, videos: list[str], mean, std, generator,
+                  rows_per_code: int = 20) -> None:
+    """k-means++ codebook from the untrained encoder's outputs of up to K · rows_per_code
+    train features, so the seeds are drawn from many more distinct vectors than K (a first
+    batch smaller than K would leave duplicate codes)."""
+    import torch
+
+    from scenellm.features.stream import feature_batches
+
+    size = model.codebook.codebook_size
+    rows = []
+    with torch.no_grad():
+        for batch in feature_batches(store, videos, 4096, 0, 0, shuffle=False):
+            rows.append(model.encoder((batch - mean) / std))
+            if sum(len(r) for r in rows) >= size * rows_per_code:
+                break
+    model.codebook.init_from_kmeans(torch.cat(rows)[: size * rows_per_code], generator)
 
 
 def train_epoch(r: Recipe, p) -> dict[str, float]:
@@ -112,21 +133,41 @@ def train_epoch(r: Recipe, p) -> dict[str, float]:
 
 
 def validate(model, store, videos, mean, std, batch_size):
-    """(mean reconstruction MSE, code counts (K,)) of ``videos``' features, no updates."""
+    """(mean reconstruction MSE, code counts (K,), codes (N,)) of ``videos``' features, in
+    a fixed order, no updates."""
     import torch
 
     from scenellm.features.stream import feature_batches
 
     model.eval()
     counts = torch.zeros(model.codebook.embed.shape[0])
-    err, n = 0.0, 0
+    err, n, codes = 0.0, 0, []
     with torch.no_grad():
         for batch in feature_batches(store, videos, batch_size, 0, 0, shuffle=False):
             out = model((batch - mean) / std)
             err += float(out.recon_loss) * len(batch)
             n += len(batch)
             counts += torch.bincount(out.indices, minlength=len(counts)).float()
-    return err / max(n, 1), counts
+            codes.append(out.indices)
+    return err / max(n, 1), counts, torch.cat(codes) if codes else torch.zeros(0, dtype=int)
+
+
+def holdout_record(r: Recipe, p) -> dict[str, float]:
+    """Codebook health on a full pass over the held-out features: reconstruction,
+    perplexity, share of codes in use and churn (share of rows whose code changed since the
+    previous epoch's pass; 1 at the first epoch)."""
+    import torch
+
+    from scenellm.model.codebook import codes_in_use, perplexity_from_counts
+
+    mse, counts, codes = validate(r.model, r.store, r.held, r.mean, r.std, p.batch_size)
+    previous = r.state.get("holdout_codes")
+    churn = (1.0 if previous is None or len(previous) != len(codes)
+             else float((torch.as_tensor(previous) != codes).float().mean()))
+    r.state["holdout_codes"] = codes.tolist()
+    return {"holdout_recon_mse": mse, "holdout_perplexity": float(perplexity_from_counts(counts)),
+            "holdout_codes_in_use": codes_in_use(counts) / p.codebook_size,
+            "holdout_code_churn": churn}
 
 
 def end_epoch(ctx: StageContext, r: Recipe, record: dict[str, float]) -> None:
@@ -172,8 +213,8 @@ def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
                                       else ctx.workdir / "model.safetensors"))
     r.model.save_pretrained(ctx.workdir, r.mean, r.std)
     killpoint("vqvae.model_saved")
-    train_mse, usage = validate(r.model, r.store, r.train, r.mean, r.std, p.batch_size)
-    held_mse, _ = validate(r.model, r.store, r.held, r.mean, r.std, p.batch_size)
+    train_mse, usage, _ = validate(r.model, r.store, r.train, r.mean, r.std, p.batch_size)
+    held_mse, _, _ = validate(r.model, r.store, r.held, r.mean, r.std, p.batch_size)
     idx = torch.repeat_interleave(torch.arange(p.codebook_size), usage.long())
     summary = {"train_recon_mse": train_mse, "holdout_recon_mse": held_mse,
                "perplexity": float(perplexity(idx, p.codebook_size)),
@@ -197,8 +238,7 @@ def run(ctx: StageContext) -> dict:
     with progress("vqvae", p.epochs, "epochs", completed=r.state["epoch"]) as bar:
         while r.state["epoch"] < p.epochs and r.state["bad"] < p.patience:
             record = train_epoch(r, p)
-            record["holdout_recon_mse"], _ = validate(r.model, r.store, r.held, r.mean, r.std,
-                                                      p.batch_size)
+            record.update(holdout_record(r, p))
             end_epoch(ctx, r, record)
             bar.update(r.state["epoch"], info=figures(record, ("recon_mse", "holdout_recon_mse")))
     return save(ctx, r)
