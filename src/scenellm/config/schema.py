@@ -100,8 +100,9 @@ class ModelParams(Section):
     temporal: Literal["ot", "mean", "none"] = Field("ot", description="Temporal aggregation.")
     context: Literal["video", "frame"] = Field(
         "video", description="frame: no information crosses frames (per-frame variant).")
-    language: Literal["frames", "objects"] = Field(
-        "objects", description="LLM sentence: frame tokens, or each frame then its objects.")
+    language: Literal["frames", "objects", "pairs"] = Field(
+        "objects", description="LLM sentence: frame tokens, or each frame then its objects "
+                               "or its person-object pairs.")
     d_model: PositiveInt = Field(128, description="Width of SIA and the predictor.")
     sia_groups: PositiveInt = Field(3, description="Groups of the SIA clustering tree.")
     decoder_layers: PositiveInt = Field(1, description="Predictor decoder layers.")

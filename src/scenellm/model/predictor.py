@@ -191,6 +191,25 @@ class SGGPredictor(nn.Module):
         """(N, obj_dim) → (N, num_object_classes) object-class logits."""
         return self.object_head(obj_tokens)
 
+    def pair_query(self, obj_tokens: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
+                   pair_idx: torch.Tensor, union_feats: torch.Tensor) -> torch.Tensor:
+        """(P, d_model) pair queries from both objects' tokens, the union-box feature, the
+        pair's geometry and both class embeddings (arguments as in :meth:`forward`)."""
+        sub, obj = pair_idx.unbind(dim=1)
+        return self.query_mlp(
+            torch.cat(
+                [
+                    obj_tokens[sub],
+                    obj_tokens[obj],
+                    union_feats,
+                    pair_geometry(boxes[sub], boxes[obj]),
+                    self.class_embedding(labels[sub]),
+                    self.class_embedding(labels[obj]),
+                ],
+                dim=-1,
+            )
+        )  # (P, d_model)
+
     def forward(
         self,
         obj_tokens: torch.Tensor,
@@ -227,20 +246,7 @@ class SGGPredictor(nn.Module):
             attention_logits (P, 3), spatial_logits (P, 6), contacting_logits (P, 17),
             object_logits (N, num_object_classes) or None.
         """
-        sub, obj = pair_idx.unbind(dim=1)
-        query = self.query_mlp(
-            torch.cat(
-                [
-                    obj_tokens[sub],
-                    obj_tokens[obj],
-                    union_feats,
-                    pair_geometry(boxes[sub], boxes[obj]),
-                    self.class_embedding(labels[sub]),
-                    self.class_embedding(labels[obj]),
-                ],
-                dim=-1,
-            )
-        )  # (P, d_model)
+        query = self.pair_query(obj_tokens, boxes, labels, pair_idx, union_feats)
         if self.pair_state_proj is not None:
             if pair_states is None:
                 raise ValueError("this predictor reads pair_states; pass the LLM's pair states")

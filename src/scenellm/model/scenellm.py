@@ -102,8 +102,9 @@ class SceneLLM(nn.Module):
                                       context_dim=self.llm.hidden_size, d_model=d,
                                       num_layers=config.decoder_layers,
                                       gate_alpha=config.gate_alpha,
-                                      pair_state_dim=(2 * self.llm.hidden_size
-                                                      if config.language == "objects" else 0))
+                                      pair_state_dim={"frames": 0, "pairs": self.llm.hidden_size,
+                                                      "objects": 2 * self.llm.hidden_size
+                                                      }[config.language])
         self.diagnostics: dict[str, float] = {}
 
     def train(self, mode: bool = True) -> SceneLLM:
@@ -155,10 +156,12 @@ class SceneLLM(nn.Module):
         if probe == "swap_states":
             hidden, words = hidden.roll(1, dims=0), words.roll(1, dims=0)
         pair_states = None
-        if obj_slot is not None:
+        if self.config.language == "objects":
             states = hidden[seq.video_of_obj, obj_slot]  # (N, H)
             sub, obj = seq.pair_idx.unbind(dim=1)
             pair_states = torch.cat([states[sub], states[obj]], dim=-1)  # (P, 2H)
+        elif self.config.language == "pairs":
+            pair_states = hidden[seq.video_of_pair, obj_slot]  # (P, H)
         out = self.predictor(obj_states, seq.boxes_norm, labels, seq.pair_idx, seq.union_feats,
                              video_of_pair=seq.video_of_pair, context=hidden,
                              context_padding_mask=~words,
@@ -190,11 +193,20 @@ class SceneLLM(nn.Module):
     def read(self, padded: torch.Tensor, mask: torch.Tensor, obj_states: torch.Tensor,
              labels: torch.Tensor, seq) -> tuple[torch.Tensor, ...]:
         """The LLM reads each video's sentence (``model.language``): hidden (B, L, H), words
-        (B, L) True at real tokens, frame_slot (F,) and obj_slot (N,) or None."""
-        objects = self.config.language == "objects"
-        frame_slot, obj_slot, length = sentence_slots(
-            seq.video_of_frame, seq.frame_pos, seq.video_of_obj if objects else None,
-            seq.frame_of_obj if objects else None, seq.num_videos)
+        (B, L) True at real tokens, frame_slot (F,) and the slots (N,) of the objects or
+        (P,) of the pairs, or None for frames only."""
+        language = self.config.language
+        if language == "objects":
+            items = obj_states + self.class_token(labels)  # (N, d)
+            video_of_item, frame_of_item = seq.video_of_obj, seq.frame_of_obj
+        elif language == "pairs":
+            items = self.predictor.pair_query(obj_states, seq.boxes_norm, labels, seq.pair_idx,
+                                              seq.union_feats)  # (P, d)
+            video_of_item, frame_of_item = seq.video_of_pair, seq.frame_of_pair
+        else:
+            items = video_of_item = frame_of_item = None
+        frame_slot, item_slot, length = sentence_slots(
+            seq.video_of_frame, seq.frame_pos, video_of_item, frame_of_item, seq.num_videos)
         d = padded.shape[-1]
         frame_tokens = padded[seq.video_of_frame, seq.frame_pos]  # (F, d)
         stamp = sinusoidal_embedding(seq.frame_pos, d).to(frame_tokens.dtype)  # (F, d)
@@ -202,8 +214,7 @@ class SceneLLM(nn.Module):
         words = mask.new_zeros(seq.num_videos, length)
         sentence[seq.video_of_frame, frame_slot] = frame_tokens + stamp
         words[seq.video_of_frame, frame_slot] = True
-        if objects:
-            obj_words = obj_states + self.class_token(labels) + stamp[seq.frame_of_obj]
-            sentence[seq.video_of_obj, obj_slot] = obj_words.to(sentence.dtype)
-            words[seq.video_of_obj, obj_slot] = True
-        return self.llm(sentence, words), words, frame_slot, obj_slot
+        if items is not None:
+            sentence[video_of_item, item_slot] = (items + stamp[frame_of_item]).to(sentence.dtype)
+            words[video_of_item, item_slot] = True
+        return self.llm(sentence, words), words, frame_slot, item_slot

@@ -9,7 +9,9 @@ holds (``model.language``):
   leaves, each tagged with its class), so the LLM can follow one object across frames
   and a pair reads its own subject's and object's contextualised states. The paper leaves
   open how the predictor finds "the reasoning about this pair" in frame-level states; this
-  reading makes it explicit.
+  reading makes it explicit;
+- ``pairs``: each frame's token followed by its (person, object) pair queries, so the LLM
+  reads how every relation's geometry evolves, and each pair reads back its own state.
 
 Every token also carries its frame's time stamp (a sinusoid of the frame position), so
 tokens of one frame share a time whatever their place in the sentence.
@@ -18,8 +20,6 @@ tokens of one frame share a time whatever their place in the sentence.
 from __future__ import annotations
 
 import torch
-
-LANGUAGES: tuple[str, ...] = ("frames", "objects")
 
 
 def sentence_slots(
@@ -35,7 +35,8 @@ def sentence_slots(
 
     Args:
         video_of_frame, frame_pos: (F,) long; frame f is video_of_frame[f]'s frame_pos[f].
-        video_of_obj, frame_of_obj: (N,) long global frame ids, or None for frame tokens only.
+        video_of_obj, frame_of_obj: (N,) long video and global frame of each item after a
+            frame (objects or pairs), or None for frame tokens only.
         num_videos: B.
 
     Returns:
