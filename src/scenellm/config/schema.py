@@ -101,7 +101,7 @@ class ModelParams(Section):
     context: Literal["video", "frame"] = Field(
         "video", description="frame: no information crosses frames (per-frame variant).")
     language: Literal["frames", "objects", "pairs"] = Field(
-        "objects", description="LLM sentence: frame tokens, or each frame then its objects "
+        "frames", description="LLM sentence: frame tokens, or each frame then its objects "
                                "or its person-object pairs.")
     d_model: PositiveInt = Field(128, description="Width of SIA and the predictor.")
     sia_groups: PositiveInt = Field(3, description="Groups of the SIA clustering tree.")
@@ -134,11 +134,11 @@ class LoRAParams(Section):
 
 class FinetuneParams(Section):
     phase_b_epochs: Int = Field(6, ge=0, description="Epochs with VQ-VAE and LLM frozen.")
-    phase_c_epochs: Int = Field(4, ge=0, description="Epochs of LoRA fine-tuning.")
+    phase_c_epochs: Int = Field(6, ge=0, description="Epochs of LoRA fine-tuning.")
     lr: PositiveFloat = Field(1e-3, description="AdamW lr of heads (paper 1e-5 at LLaMA scale).")
     lora_lr: PositiveFloat = Field(5e-4, description="AdamW lr of LoRA adapters.")
     full_lr: PositiveFloat = Field(2e-5, description="AdamW lr of every LLM weight (llm.mode=full).")
-    warmup_steps: Int = Field(50, ge=0, description="Linear lr warm-up steps, then cosine decay.")
+    warmup_steps: Int = Field(20, ge=0, description="Linear lr warm-up steps, then cosine decay.")
     max_steps: Int = Field(0, ge=0, description="Step budget (0 = all epochs); ends training.")
     patience: Int = Field(0, ge=0, description="Stop after this many epochs without a better "
                                                "validation R@20 (0 = never).")

@@ -48,7 +48,7 @@ class SceneLLMConfig:
     tokens: str = "vq"
     temporal: str = "ot"
     context: str = "video"
-    language: str = "objects"
+    language: str = "frames"
     ot_source: str = "frames"
     d_model: int = 128
     sia_groups: int = 3
