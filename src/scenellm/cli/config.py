@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,14 +12,20 @@ import typer
 
 
 def _lines(rows, width: int) -> list[str]:
-    """``key  value  origin`` aligned; a row wider than ``width`` puts its origin on the
-    next line."""
+    """``key  value  origin`` aligned; a value wider than its column folds onto the next
+    lines (never cut), and an origin that no longer fits goes on a line of its own."""
     key_w = max(len(k) for k, _, _ in rows)
+    room = max(width - key_w - 2, 20)
+    pad = " " * (key_w + 2)
     out = []
     for key, value, origin in rows:
-        text = f"{key:<{key_w}}  {json.dumps(value)}"
-        out += [f"{text}  {origin}"] if len(text) + 2 + len(origin) <= width else \
-            [text, f"{'':<{key_w}}  ↳ {origin}"]
+        parts = textwrap.wrap(json.dumps(value), room, break_on_hyphens=False) or [""]
+        lines = [f"{key:<{key_w}}  {parts[0]}", *(pad + p for p in parts[1:])]
+        if len(lines[-1]) + 2 + len(origin) <= width:
+            lines[-1] += f"  {origin}"
+        else:
+            lines.append(pad + origin)
+        out += lines
     return out
 
 

@@ -43,18 +43,19 @@ def reflow_app(app: typer.Typer) -> None:
 
 
 def plain_type_labels() -> None:
-    """Flags show no type; list options show their element type."""
-    from typer.core import TyperOption
+    """Flags show no type; list options and arguments show their element type."""
+    from typer import core
 
-    if getattr(TyperOption, "_scenellm_labels", False):
-        return
-    original = TyperOption.display_type_rich
+    for cls in (core._TyperParameter, core.TyperOption):
+        if "display_type_rich" not in vars(cls) or vars(cls).get("_scenellm_labels"):
+            continue
+        original = cls.display_type_rich
 
-    def display_type_rich(self, ctx):
-        if self.is_flag:
-            return None
-        label = original(self, ctx)
-        return re.sub(r"^<list\[(.*)\]>$", r"<\1>", label) if label else label
+        def display_type_rich(self, ctx, _original=original):
+            if getattr(self, "is_flag", False):
+                return None
+            label = _original(self, ctx)
+            return re.sub(r"^<list\[(.*)\]>$", r"<\1>", label) if label else label
 
-    TyperOption.display_type_rich = display_type_rich
-    TyperOption._scenellm_labels = True
+        cls.display_type_rich = display_type_rich
+        cls._scenellm_labels = True

@@ -247,11 +247,11 @@ app.add_typer(tune_cmd.study_commands(user_errors), name="study")
 app.add_typer(runs_cmd.runs_commands(user_errors), name="runs")
 app.add_typer(config_cmd.config_commands(user_errors), name="config")
 app.command()(user_errors(promote_cmd.promote))
-reflow_app(app)
-plain_type_labels()
 app.command()(user_errors(audit_cmd.audit))
 app.command()(user_errors(predict_cmd.predict))
 app.command()(user_errors(predict_cmd.show))
+reflow_app(app)
+plain_type_labels()
 
 
 def main() -> None:
