@@ -19,7 +19,7 @@ def write_history(result: StageResult, path: Path) -> None:
     """A training stage's per-epoch history as ``[{"epoch": i, ...}]`` (``dvc plots``)."""
     from scenellm.stages.dvc import history_records
 
-    atomic_write_json(path, history_records(result.path) or [])
+    atomic_write_json(path, history_records(result.path, result.name) or [])
 
 
 def print_plan(planned, as_json: bool) -> None:

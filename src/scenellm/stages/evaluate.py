@@ -94,7 +94,12 @@ def run(ctx: StageContext) -> dict:
 
     from scenellm.data import vocab
     from scenellm.device import select_device
-    from scenellm.evaluation.report import plot_per_predicate, plot_recalls, render_table
+    from scenellm.evaluation.report import (
+        plot_per_predicate,
+        plot_recalls,
+        predicate_support,
+        render_table,
+    )
     from scenellm.evaluation.sttran_adapters import CONSTRAINTS, sttran_gt, sttran_predictions
     from scenellm.inference.scene_graphs import scene_graphs, triplet_table
     from scenellm.inference.show import write_examples
@@ -131,7 +136,9 @@ def run(ctx: StageContext) -> dict:
                 predictions.append(triplet_table(data, batch, out, mode))
                 bar.update(advance=1)
             for who in results:
-                results[who][mode] = {c: scored[who][c].summary() for c in CONSTRAINTS}
+                results[who][mode] = {c: {**scored[who][c].summary(),
+                                          "support": predicate_support(scored[who][c])}
+                                      for c in CONSTRAINTS}
             per_video[mode] = video_sums(scored, frames[mode])
     predictions = pd.concat(predictions, ignore_index=True)
     predictions.to_parquet(ctx.workdir / "predictions.parquet", index=False)
@@ -143,8 +150,9 @@ def run(ctx: StageContext) -> dict:
     (ctx.workdir / "summary.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
     (ctx.workdir / "baseline.json").write_text(json.dumps(references["baseline"].to_dict()))
     (ctx.workdir / "table.txt").write_text(render_table(results))
-    plot_recalls(results, ctx.workdir / "recall.png")
-    plot_per_predicate(results, ctx.workdir / "per_predicate.png")
+    ids = f"data {ctx.data_version[:12]}  ·  evaluate {ctx.fingerprint[:12]}"
+    plot_recalls(results, ctx.workdir / "recall.png", ids)
+    plot_per_predicate(results, ctx.workdir / "per_predicate.png", ids=ids)
     return flat
 
 

@@ -119,6 +119,7 @@ class PipelineRun:
             self.results[name] = result
             if child.created or not result.reused:
                 self.tracker.log_stage(child.run_id, result)
+                self.log_history_plot(child.run_id, result)
         self.stage_runs[name] = child.run_id if child.created else None
         tags = stage_tags(result)
         if not child.created:
@@ -131,6 +132,21 @@ class PipelineRun:
                 result.metrics, finetune.metrics if finetune else {}))
         publish_for_dvc(result, self.project.root)
         return result
+
+    def log_history_plot(self, run_id: str, result: StageResult) -> None:
+        """A training stage's loss and validation curves, as ``history.png`` on its run."""
+        import tempfile
+
+        from scenellm.stages.dvc import HISTORY_PLOTS, history_records
+        from scenellm.stages.history_plot import plot_history
+
+        records = history_records(result.path, result.name)
+        if result.name not in HISTORY_PLOTS or not records:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            ids = f"data {self.data_version[:12]}  ·  {result.name} {result.fingerprint[:12]}"
+            self.tracker.log_artifacts(run_id, [plot_history(
+                records, result.name, Path(tmp) / "history.png", ids)])
 
     def expected_action(self, name: str) -> str:
         """What the plan made when the run opened expects of ``name`` (reuse, compute,
