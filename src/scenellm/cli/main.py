@@ -265,6 +265,9 @@ def main() -> None:
     """
     import gc
 
+    from scenellm.cli.quiet import quiet_third_party
+
+    quiet_third_party()
     try:
         app()
     finally:

@@ -9,7 +9,6 @@ and tracking URI explicitly, which is what stages logging from threads and proce
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,7 +22,6 @@ def system_metrics(run_id: str, tracking_uri: str,
     interval still logs one sample, taken when it ends."""
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
-    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)  # no start/stop INFO
     monitor = SystemMetricsMonitor(run_id, sampling_interval=sampling_seconds,
                                    tracking_uri=tracking_uri)
     monitor.start()
