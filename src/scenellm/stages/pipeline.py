@@ -93,12 +93,13 @@ class PipelineRun:
             yield cls(project, params, data_root, version, tracker, parent, flow_run_id,
                       verify, force)
 
-    def stage(self, name: str) -> StageResult:
+    def stage(self, name: str, record: bool = False) -> StageResult:
         """Run (or reuse) one stage; its output and metrics are then also where
         ``dvc.yaml`` reads them.
 
         A computed stage gets its own child run (training stages with system metrics); a
-        reused one gets none: the parent run records the reuse and the run that computed
+        reused one gets none (unless ``record``: a stage computed for this run elsewhere,
+        e.g. on a GPU pool): the parent run records the reuse and the run that computed
         the output (``scenellm.stage.NAME.computed_in``). After ``evaluate`` the parent
         carries the headline metrics of the model and its references."""
         from scenellm.stages.dvc import publish_for_dvc
@@ -109,7 +110,7 @@ class PipelineRun:
         child = LazyChildRun(self.tracker, self.parent_id, name,
                              system_metrics=name in TRAINING_STAGES)
         with child.ending():
-            if self.expected_action(name) != "reuse":
+            if record or self.expected_action(name) != "reuse":
                 child.open()  # now, so that system metrics cover the whole stage
             result = run_one(name, self.params, self.project, self.data_root,
                              self.data_version, self.results,
