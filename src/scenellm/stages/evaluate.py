@@ -45,6 +45,7 @@ def fit_references(data, videos: list[str], seed: int) -> tuple[dict, object]:
 
     from scenellm.evaluation.baseline import FrequencyBaseline
     from scenellm.evaluation.references import BoxTrees, ObjectClassifier, pair_features
+    from scenellm.progress import progress
 
     parts: dict[str, list] = {k: [] for k in ("classes", "att", "spa", "con", "frame",
                                               "window", "feats", "labels")}
@@ -61,12 +62,20 @@ def fit_references(data, videos: list[str], seed: int) -> tuple[dict, object]:
         parts["labels"].append(batch.labels[objects].numpy())
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     targets = (cat["att"], cat["spa"], cat["con"])
-    references = {
-        "baseline": FrequencyBaseline().fit(cat["classes"], *targets),
-        "trees": BoxTrees(seed=seed).fit(cat["frame"], *targets),
-        "trees_temporal": BoxTrees(window=WINDOW, seed=seed).fit(cat["window"], *targets),
+    fits = {  # minutes on the default data: one progress step per reference
+        "baseline": lambda: FrequencyBaseline().fit(cat["classes"], *targets),
+        "trees": lambda: BoxTrees(seed=seed).fit(cat["frame"], *targets),
+        "trees_temporal": lambda: BoxTrees(window=WINDOW, seed=seed).fit(cat["window"],
+                                                                          *targets),
+        "classifier": lambda: ObjectClassifier(seed=seed).fit(cat["feats"], cat["labels"]),
     }
-    return references, ObjectClassifier(seed=seed).fit(cat["feats"], cat["labels"])
+    references = {}
+    with progress("evaluate references", len(fits), "fitted") as bar:
+        for name, fit in fits.items():
+            bar.update(info=f"fitting {name}")
+            references[name] = fit()
+            bar.update(advance=1, info=f"{name} fitted")
+    return references, references.pop("classifier")
 
 
 def baseline_outputs(baseline, out: dict, batch) -> dict:
