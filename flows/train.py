@@ -33,8 +33,8 @@ def retry_unless_user_error(task, task_run, state) -> bool:
 
 
 @task(name="stage", cache_policy=NO_CACHE, retry_condition_fn=retry_unless_user_error)
-def stage_task(run: PipelineRun, name: str):
-    return run.stage(name)
+def stage_task(run: PipelineRun, name: str, record: bool = False):
+    return run.stage(name, record)
 
 
 def route_to_pool(run: PipelineRun, name: str, overrides: list[str]) -> None:
@@ -65,13 +65,15 @@ def train(overrides: list[str] | None = None, promote: bool = True,
                           flow_run_id=str(flow_run.get_id()), verify=verify,
                           force=tuple(force or ())) as run:
         for name in PIPELINE:
-            if orch.gpu_pool and name in orch.gpu_stages:
+            routed = bool(orch.gpu_pool) and name in orch.gpu_stages \
+                and run.expected_action(name) != "reuse"
+            if routed:
                 route_to_pool(run, name, overrides or [])  # the task below then reuses it
             stage_task.with_options(
                 name=name, retries=orch.retries,
                 retry_delay_seconds=exponential_backoff(backoff_factor=orch.retry_delay_seconds),
                 timeout_seconds=orch.timeout_seconds.get(name),
-            )(run, name)
+            )(run, name, routed)  # a routed stage was computed for this run: recorded
         registration = run.register(force_promote) if promote else None
     summary = train_summary(run, registration)
     create_markdown_artifact(summary_markdown(summary), key="train-summary",

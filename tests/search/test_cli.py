@@ -76,4 +76,5 @@ def test_tune_flow_with_two_workers_then_report(make_project, read_study, tmp_pa
     )
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout)["best"] == report["best"]
-    assert (tmp_path / "r" / "parallel_coordinate.png").stat().st_size > 5000
+    complete = sum(t.state.name == "COMPLETE" for t in trials)
+    assert (tmp_path / "r" / "parallel_coordinate.png").exists() == (complete >= 3)

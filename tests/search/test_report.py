@@ -72,6 +72,37 @@ def test_report_without_complete_trials_says_why(tmp_path):
     assert "at least 2 complete trials" in report["importances_note"]
     names = {p.name for p in write_report(report, study, tmp_path)}
     assert "param_importances.png" not in names and "optimization_history.png" in names
+    assert "parallel_coordinate.png" not in names
+
+
+def test_plots_are_labelled_in_the_study_words_and_sparse_studies_skip_parallel_plot(tmp_path):
+    import matplotlib
+
+    from scenellm.search import plots
+
+    matplotlib.use("Agg")
+    study = synthetic_study()
+    labels = []
+    original = plots._save
+
+    def keep_labels(ax, path):
+        labels.append((path.name, ax.get_xlabel(), ax.get_ylabel()))
+        return original(ax, path)
+
+    plots._save = keep_labels
+    try:
+        plots.save_plots(study, tmp_path, None)
+    finally:
+        plots._save = original
+    got = {name: (x, y) for name, x, y in labels}
+    assert got["intermediate_values.png"] == ("epoch", "validation predcls_R@20")
+    assert got["optimization_history.png"] == ("trial", "val_predcls_R@20")
+    two = optuna.create_study(direction="maximize")
+    for v in (0.1, 0.2):
+        two.add_trial(optuna.trial.create_trial(
+            value=v, params={"x": v}, distributions={"x": optuna.distributions.FloatDistribution(0, 1)}))
+    assert "parallel_coordinate" not in plots.plot_names(two, None)
+    assert "parallel_coordinate" in plots.plot_names(study, None)
 
 
 @pytest.mark.slow
@@ -83,11 +114,9 @@ def test_study_report_is_logged_to_the_parent_run(studied, read_study):
     assert len(report["trials"]) == len(study.trials)
     client = mlflow.MlflowClient(project.mlflow_tracking_uri)
     logged = {a.path for a in client.list_artifacts(study.user_attrs[PARENT], "report")}
-    assert {
-        "report/optimization_history.png",
-        "report/trials.csv",
-        "report/parallel_coordinate.png",
-    } <= logged
+    assert {"report/optimization_history.png", "report/trials.csv"} <= logged
+    complete = sum(t.state.name == "COMPLETE" for t in study.trials)
+    assert ("report/parallel_coordinate.png" in logged) == (complete >= 3)
     with pytest.raises(UserError, match="study 'nope' not found.*base"):
         study_report(project, "nope")
 

@@ -75,6 +75,7 @@ def test_mlflow_parent_and_child_runs(studied, read_study):
         history = client.get_metric_history(run.info.run_id, "val_predcls_R_at_20")
         assert {m.step: m.value for m in history} == pytest.approx(trial.intermediate_values)
         assert run.data.metrics["objective"] == pytest.approx(trial.value)
+        assert any(k.startswith("system/cpu_utilization") for k in run.data.metrics)
 
 
 def test_rerun_tops_up_without_replaying_proposals(studied, read_study):

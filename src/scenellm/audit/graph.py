@@ -14,6 +14,7 @@ from html import escape
 from scenellm.stages.registry import PIPELINE, stage_module
 
 W, H, GAP, TOP, ROW = 150, 58, 24, 70, 150  # node box, gap, first row y, row distance
+FITS = 22  # label characters a box holds at the label's font size
 COLOURS = {  # status → (stroke, fill)
     "pass": ("#1a7f37", "#dafbe1"),
     "fail": ("#cf222e", "#ffebe9"),
@@ -52,7 +53,7 @@ def lineage_graph(report) -> tuple[list[Node], list[tuple[str, str]]]:
         ident = parent["run_id"] if parent else rec.lineage["prefect_flow_run_id"]
         context.append(Node("parent", label, short(ident), None, 0))
     trial = f" · trial {rec.trial}" if rec.trial is not None else ""
-    context.append(Node("run", f"run {rec.run_name}{trial}"[:22], short(rec.run_id), None, 0))
+    context.append(Node("run", f"run {rec.run_name}{trial}", short(rec.run_id), None, 0))
     models = report.target.model or (rec.models[0] if rec.models else None)
     if models:
         aliases = " @" + ",".join(models.get("aliases", [])) if models.get("aliases") else ""
@@ -123,6 +124,12 @@ def _edge(a: Node, b: Node) -> str:
     )
 
 
+def _fit(label: str) -> str:
+    """A label longer than the box holds is squeezed into it, never cut."""
+    return "" if len(label) <= FITS else \
+        f' textLength="{W - 12}" lengthAdjust="spacingAndGlyphs"'
+
+
 def render_svg(nodes: list[Node], edges: list[tuple[str, str]], tooltips: dict[str, str]) -> str:
     """Inline SVG (no scripts, no external references) of the lineage graph."""
     by_id = {n.id: n for n in nodes}
@@ -145,7 +152,8 @@ def render_svg(nodes: list[Node], edges: list[tuple[str, str]], tooltips: dict[s
             f"<title>{escape(tooltips.get(node.id, state))}</title>"
             f'<rect x="{x}" y="{y}" width="{W}" height="{H}" rx="8" fill="{fill}" '
             f'stroke="{stroke}" stroke-width="2"/>'
-            f'<text x="{x + W / 2}" y="{y + 20}" class="label">{escape(node.label)}</text>'
+            f'<text x="{x + W / 2}" y="{y + 20}" class="label"{_fit(node.label)}>'
+            f"{escape(node.label)}</text>"
             f'<text x="{x + W / 2}" y="{y + 36}" class="sub">{escape(node.sub)}</text>'
             f'<text x="{x + W / 2}" y="{y + 51}" class="state" fill="{stroke}">'
             f"{escape(state)}</text></g>"

@@ -121,6 +121,19 @@ def _stages(client, run, lineage: dict) -> dict[str, RecordedStage]:
         stage.child, stage.metrics = own, dict(child.data.metrics)
         stage.fingerprint = stage.fingerprint or own.get("fingerprint")
         stage.output_hash = stage.output_hash or own.get("output_hash")
+    from mlflow.exceptions import MlflowException
+
+    for name, stage in stages.items():  # reused without a child run: the computing run
+        computed_in = lineage["stages"][name].get("computed_in") if name in lineage[
+            "stages"] else None
+        if stage.child_run_id is None and computed_in not in (None, "untracked"):
+            try:
+                child = client.get_run(computed_in)
+            except MlflowException:
+                continue
+            stage.child_run_id, stage.child_status = child.info.run_id, child.info.status
+            stage.child = parse_lineage(child.data.tags)["stages"].get(name, {})
+            stage.metrics = dict(child.data.metrics)
     return stages
 
 

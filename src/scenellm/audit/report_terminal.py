@@ -48,15 +48,11 @@ def lineage_tree(report) -> Tree:
 def checks_table(report) -> Table:
     table = Table(title="links", show_lines=False, expand=True)
     table.add_column("state", no_wrap=True)
-    table.add_column("link", no_wrap=True)
+    table.add_column("link", overflow="fold")
     table.add_column("detail", overflow="fold")
-    for check in report.checks:  # passing links on one line each, the rest in full
-        detail = Text(
-            check.detail,
-            no_wrap=check.status == "pass",
-            overflow="ellipsis",
-            style="dim" if check.status == "pass" else "",
-        )
+    for check in report.checks:  # identifiers in details are folded, never cut
+        detail = Text(check.detail, overflow="fold",
+                      style="dim" if check.status == "pass" else "")
         table.add_row(state(check.status), escape(check.link), detail)
     return table
 

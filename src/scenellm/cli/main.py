@@ -9,17 +9,18 @@ from pathlib import Path
 import typer
 
 from scenellm.cli import audit as audit_cmd
+from scenellm.cli import config as config_cmd
 from scenellm.cli import data as data_cmd
 from scenellm.cli import dvc as dvc_cmd
 from scenellm.cli import predict as predict_cmd
+from scenellm.cli import promote as promote_cmd
+from scenellm.cli import runs as runs_cmd
 from scenellm.cli import tune as tune_cmd
+from scenellm.cli.help_text import plain_type_labels, reflow_app
 from scenellm.errors import ServiceError, UserError
 
 app = typer.Typer(
     name="scenellm",
-    help="Experiment platform for dynamic scene graph generation with SceneLLM.\n\n"
-         "Stages: prepare → features → vqvae → finetune → evaluate. "
-         "Run `scenellm run` for the whole pipeline on the embedded defaults.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -30,6 +31,25 @@ app.add_typer(dvc_cmd.app, name="dvc")
 SetOption = typer.Option(None, "--set", help="Override a param, e.g. --set vqvae.codebook_size=64 "
                                            "(repeatable).")
 ParamsOption = typer.Option(None, "--params", help="Params folder (default: <project>/params).")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"scenellm {version('scenellm')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")) -> None:
+    """Experiment platform for dynamic scene graph generation with SceneLLM.
+
+    Stages: prepare → features → vqvae → finetune → evaluate. Run `scenellm run` for the
+    whole pipeline on the embedded defaults, `scenellm run --dry-run` to see what it would
+    do, `scenellm config show` for the params it would use.
+    """
 
 
 def user_errors(fn):
@@ -224,9 +244,14 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -
 
 app.command()(user_errors(tune_cmd.tune))
 app.add_typer(tune_cmd.study_commands(user_errors), name="study")
+app.add_typer(runs_cmd.runs_commands(user_errors), name="runs")
+app.add_typer(config_cmd.config_commands(user_errors), name="config")
+app.command()(user_errors(promote_cmd.promote))
 app.command()(user_errors(audit_cmd.audit))
 app.command()(user_errors(predict_cmd.predict))
 app.command()(user_errors(predict_cmd.show))
+reflow_app(app)
+plain_type_labels()
 
 
 def main() -> None:
@@ -240,6 +265,9 @@ def main() -> None:
     """
     import gc
 
+    from scenellm.cli.quiet import quiet_third_party
+
+    quiet_third_party()
     try:
         app()
     finally:

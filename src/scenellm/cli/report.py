@@ -19,7 +19,7 @@ def write_history(result: StageResult, path: Path) -> None:
     """A training stage's per-epoch history as ``[{"epoch": i, ...}]`` (``dvc plots``)."""
     from scenellm.stages.dvc import history_records
 
-    atomic_write_json(path, history_records(result.path) or [])
+    atomic_write_json(path, history_records(result.path, result.name) or [])
 
 
 def print_plan(planned, as_json: bool) -> None:
@@ -58,7 +58,7 @@ def print_stage_results(results: dict[str, StageResult], target: str, as_json: b
 
     table = Table(title="stages")
     for column in ("stage", "status", "seconds", "fingerprint", "output"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name, res in results.items():
         status = "reused" if res.reused else (res.note or "computed")
         table.add_row(name, status, f"{res.seconds:.1f}", res.fingerprint[:12], str(res.path))

@@ -83,16 +83,18 @@ def load_flow(project: Project, module: str, name: str):
 
 
 def print_summary(summary: dict, project: Project) -> None:
+    """The run's summary; identifiers, paths and commands are folded or left whole (one
+    line to copy), never cut."""
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
     console.rule("scenellm run")
     console.print(f"data      {summary['data_root']}  version [bold]{summary['data_version']}"
-                  "[/bold]")
+                  "[/bold]", overflow="fold")
     table = Table(title="stages")
     for column in ("stage", "status", "seconds", "fingerprint"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name, s in summary["stages"].items():
         table.add_row(name, "[dim]reused[/dim]" if s["reused"] else "[green]computed[/green]",
                       f"{s['seconds']:.1f}", s["fingerprint"])
@@ -100,7 +102,7 @@ def print_summary(summary: dict, project: Project) -> None:
     console.print("test split, SceneLLM beside its references: the frequency baseline and "
                   "box-only gradient-boosted trees per frame and with frames t-3..t+2 "
                   "(recall in %):")
-    console.print(summary["table"], highlight=False)
+    console.print(summary["table"], highlight=False, soft_wrap=True)
     reg = summary.get("registration")
     if reg:
         console.print(f"registry  scenellm version {reg['version']} → [bold]{reg['alias']}"
@@ -108,10 +110,23 @@ def print_summary(summary: dict, project: Project) -> None:
         if "test_metric" in reg:
             console.print(f"          chosen on validation R@20 {100 * reg['metric']:.2f}; "
                           f"test R@20 {100 * reg['test_metric']:.2f} is reported, never compared")
-    console.print(f"MLflow    run {summary['mlflow_run_id']}")
+    console.print(f"MLflow    run {summary['mlflow_run_id']} "
+                  f"({stage_runs_line(summary.get('stage_runs') or {})})", overflow="fold")
     console.print(f"open UI   mlflow ui --backend-store-uri {summary['mlflow_tracking_uri']} "
-                  "--host 127.0.0.1 --port 5000")
-    console.print(f"stage dirs under {project.artifacts}")
+                  "--host 127.0.0.1 --port 5000", soft_wrap=True)
+    console.print(f"stage dirs under {project.artifacts}", overflow="fold")
+
+
+def stage_runs_line(stage_runs: dict) -> str:
+    """How many stage runs this run created; the reuse of the others is on the parent."""
+    new = [name for name, run_id in stage_runs.items() if run_id]
+    reused = [name for name, run_id in stage_runs.items() if not run_id]
+    if not reused:
+        return f"{len(new)} stage runs"
+    if not new:
+        return "no new stage run: every stage reused, recorded on this run"
+    return (f"{len(new)} stage run{'s' * (len(new) > 1)}; reuse of {', '.join(reused)} "
+            "recorded on this run")
 
 
 def run_pipeline(overrides: list[str] | None, register: bool, verify: bool = False,

@@ -1,4 +1,5 @@
-"""``scenellm tune`` and ``scenellm study report``: Optuna studies over the pipeline.
+"""``scenellm tune``, ``scenellm study report`` and ``scenellm study list``: Optuna studies
+over the pipeline.
 
 The commands are plain functions; :mod:`scenellm.cli.main` registers them (wrapped in its
 ``user_errors``). Heavy libraries are imported inside them.
@@ -220,4 +221,39 @@ def study_commands(user_errors: Callable) -> typer.Typer:
         else:
             print_report(result)
 
+    @app.command("list")
+    @user_errors
+    def list_(
+        storage: str = typer.Option(None, "--storage", help=STORAGE_HELP),
+        as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+    ) -> None:
+        """Studies in the storage: trials per state, best value and trial, start time."""
+        from scenellm.project import Project
+        from scenellm.search.listing import list_studies
+
+        found = list_studies(Project.discover(), storage)
+        if as_json:
+            typer.echo(json.dumps(found, indent=2, default=str))
+        else:
+            print_studies(found)
+
     return app
+
+
+def print_studies(found: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"storage   {found['storage']}", soft_wrap=True)
+    if not found["studies"]:
+        console.print("no study yet; `scenellm tune --study NAME --trials N` starts one.")
+        return
+    table = Table()
+    for header in ("study", "complete", "pruned", "failed", "best", "started"):
+        table.add_column(header, overflow="fold")
+    for s in found["studies"]:
+        best = "" if s["best_value"] is None else f"{s['best_value']:.4f} (#{s['best_trial']})"
+        table.add_row(s["name"], str(s["trials"]["complete"]), str(s["trials"]["pruned"]),
+                      str(s["trials"]["fail"]), best, (s["started"] or "").replace("T", " "))
+    console.print(table)

@@ -138,13 +138,16 @@ class Objective:
         self.numbers: list[int] = []
 
     def __call__(self, trial: optuna.Trial) -> float:
+        from scenellm.tracking.system_metrics import system_metrics
+
         s = self.session
         self.numbers.append(trial.number)
         params = s.search.trial_params(s.raw, s.search.suggest(trial))
         # a pruned trial's run ends FINISHED (its state tag says PRUNED); errors end it FAILED
         with s.tracker.child_run(s.parent_run_id, f"trial-{trial.number}",
                                  trial_tags(s, trial),
-                                 finished_on=(optuna.TrialPruned,)) as run_id:
+                                 finished_on=(optuna.TrialPruned,)) as run_id, \
+                system_metrics(run_id, s.tracker.tracking_uri):
             run = TrialRun(s, trial, run_id, params)
             try:
                 run.log_params(params)

@@ -27,11 +27,14 @@ HEADER = ("# Generated from the stage declarations by `scenellm dvc yaml`; do no
           "# Each stage calls the library stage the Prefect flows call; outputs live in the\n"
           "# fingerprinted store under .scenellm/ and are published at the paths below.\n")
 HISTORY_PLOTS = {
+    "features": {"x": "epoch", "y": ["loss", "accuracy"],
+                 "title": "Detector training: loss and accuracy on the training crops"},
     "vqvae": {"x": "epoch", "y": ["recon_mse", "holdout_recon_mse"],
               "title": "VQ-VAE reconstruction per epoch"},
     "finetune": {"x": "epoch", "y": ["val_predcls_R@20", "train_loss_total"],
                  "title": "Fine-tuning: validation PREDCLS R@20 and training loss"},
 }
+HISTORY_FILES = {"features": "detector_history.json"}  # default: history.json
 IMAGE_PLOTS = ("outputs/evaluate/recall.png", "outputs/evaluate/per_predicate.png",
                "outputs/vqvae/code_usage.png")
 
@@ -87,9 +90,10 @@ def dvc_yaml(repo_root: Path) -> str:
     return HEADER + body
 
 
-def history_records(path: Path) -> list[dict[str, Any]] | None:
-    """``history.json`` of a stage output as ``[{"epoch": i, ...}]``, or None."""
-    history = path / "history.json"
+def history_records(path: Path, stage: str) -> list[dict[str, Any]] | None:
+    """The per-epoch history of a stage output (``history.json``; the detector's for
+    ``features``) as ``[{"epoch": i, ...}]``, or None."""
+    history = path / HISTORY_FILES.get(stage, "history.json")
     if not history.exists():
         return None
     return [{"epoch": i, **record} for i, record in enumerate(json.loads(history.read_text()))]
@@ -103,6 +107,6 @@ def publish_for_dvc(result, repo_root: Path) -> None:
 
     publish_output(result.path, repo_root / "outputs" / result.name)
     atomic_write_json(repo_root / "metrics" / f"{result.name}.json", stage_metrics(result))
-    records = history_records(result.path)
+    records = history_records(result.path, result.name)
     if records is not None:
         atomic_write_json(repo_root / "metrics" / "history" / f"{result.name}.json", records)

@@ -46,6 +46,7 @@ def fit_references(data, videos: list[str], seed: int) -> tuple[dict, object]:
 
     from scenellm.evaluation.baseline import FrequencyBaseline
     from scenellm.evaluation.references import BoxTrees, ObjectClassifier, pair_features
+    from scenellm.progress import progress
 
     parts: dict[str, list] = {k: [] for k in ("classes", "att", "spa", "con", "frame",
                                               "window", "feats", "labels")}
@@ -62,12 +63,20 @@ def fit_references(data, videos: list[str], seed: int) -> tuple[dict, object]:
         parts["labels"].append(batch.labels[objects].numpy())
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     targets = (cat["att"], cat["spa"], cat["con"])
-    references = {
-        "baseline": FrequencyBaseline().fit(cat["classes"], *targets),
-        "trees": BoxTrees(seed=seed).fit(cat["frame"], *targets),
-        "trees_temporal": BoxTrees(window=WINDOW, seed=seed).fit(cat["window"], *targets),
+    fits = {  # minutes on the default data: one progress step per reference
+        "baseline": lambda: FrequencyBaseline().fit(cat["classes"], *targets),
+        "trees": lambda: BoxTrees(seed=seed).fit(cat["frame"], *targets),
+        "trees_temporal": lambda: BoxTrees(window=WINDOW, seed=seed).fit(cat["window"],
+                                                                          *targets),
+        "classifier": lambda: ObjectClassifier(seed=seed).fit(cat["feats"], cat["labels"]),
     }
-    return references, ObjectClassifier(seed=seed).fit(cat["feats"], cat["labels"])
+    references = {}
+    with progress("evaluate references", len(fits), "fitted") as bar:
+        for name, fit in fits.items():
+            bar.update(info=f"fitting {name}")
+            references[name] = fit()
+            bar.update(advance=1, info=f"{name} fitted")
+    return references, references.pop("classifier")
 
 
 def baseline_outputs(baseline, out: dict, batch) -> dict:
@@ -95,7 +104,12 @@ def run(ctx: StageContext) -> dict:
 
     from scenellm.data import vocab
     from scenellm.device import select_device
-    from scenellm.evaluation.report import plot_per_predicate, plot_recalls, render_table
+    from scenellm.evaluation.report import (
+        plot_per_predicate,
+        plot_recalls,
+        predicate_support,
+        render_table,
+    )
     from scenellm.evaluation.sttran_adapters import CONSTRAINTS, sttran_gt, sttran_predictions
     from scenellm.inference.scene_graphs import scene_graphs, triplet_table
     from scenellm.inference.show import write_examples
@@ -132,7 +146,9 @@ def run(ctx: StageContext) -> dict:
                 predictions.append(triplet_table(data, batch, out, mode))
                 bar.update(advance=1)
             for who in results:
-                results[who][mode] = {c: scored[who][c].summary() for c in CONSTRAINTS}
+                results[who][mode] = {c: {**scored[who][c].summary(),
+                                          "support": predicate_support(scored[who][c])}
+                                      for c in CONSTRAINTS}
             per_video[mode] = video_sums(scored, frames[mode])
     predictions = pd.concat(predictions, ignore_index=True)
     predictions.to_parquet(ctx.workdir / "predictions.parquet", index=False)
@@ -141,13 +157,13 @@ def run(ctx: StageContext) -> dict:
     (ctx.workdir / "per_video.json").write_text(json.dumps(
         {"videos": test, "frames": frames, "recall_sums": per_video}, sort_keys=True))
     flat = flat_metrics(results)
+    flat.update(probe_deltas(model, data, test, device))
     (ctx.workdir / "summary.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
     (ctx.workdir / "baseline.json").write_text(json.dumps(references["baseline"].to_dict()))
     (ctx.workdir / "table.txt").write_text(render_table(results))
-    plot_recalls(results, ctx.workdir / "recall.png")
-    plot_per_predicate(results, ctx.workdir / "per_predicate.png")
-    flat.update(probe_deltas(model, data, test, device))
-    (ctx.workdir / "summary.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
+    ids = f"data {ctx.data_version[:12]}  ·  evaluate {ctx.fingerprint[:12]}"
+    plot_recalls(results, ctx.workdir / "recall.png", ids)
+    plot_per_predicate(results, ctx.workdir / "per_predicate.png", ids=ids)
     return flat
 
 

@@ -80,13 +80,24 @@ def build_detector(ctx: StageContext, frames, objects, device):
     from scenellm.progress import figures, progress
 
     torch.manual_seed(p.seed)
-    with progress("detector", p.epochs, "epochs") as bar:
+    per_epoch = -(-int((frames["split"] == "train").sum()) // p.batch_size)  # ceil
+    with progress("detector", p.epochs * per_epoch, "batches") as bar:
+        bar.update(info=f"epoch 1/{p.epochs}")
+
+        def counted(epoch: int):  # an epoch takes minutes: the bar moves per batch
+            end = (epoch + 1) * per_epoch - 1  # the epoch's last step comes with its figures
+            for batch in source(epoch):
+                yield batch
+                bar.update(min(bar.completed + 1, end))
+
         def report(record):
             ctx.log_metrics({f"detector_{k}": v for k, v in record.items() if k != "epoch"},
                             record["epoch"])
-            bar.update(record["epoch"] + 1, info=figures(record, ("loss", "accuracy")))
+            done = record["epoch"] + 1
+            bar.update(done * per_epoch, info=f"epoch {min(done + 1, p.epochs)}/{p.epochs} · "
+                       f"last epoch {figures(record, ('loss', 'accuracy'))}")
 
-        history = model.train_on_crops(source, epochs=p.epochs, lr=p.lr, progress=report)
+        history = model.train_on_crops(counted, epochs=p.epochs, lr=p.lr, progress=report)
     atomic_write_text(ctx.workdir / "detector_history.json", json.dumps(history, indent=1))
     atomic_write_bytes(ckpt, save({k: v.contiguous().cpu() for k, v in model.state_dict().items()}))
     killpoint("features.detector_saved")

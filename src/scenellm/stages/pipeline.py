@@ -15,6 +15,7 @@ from scenellm.project import Project
 from scenellm.stages.base import StageResult, run_stage
 from scenellm.stages.registry import stage_module, upstream_closure
 
+TRAINING_STAGES = ("features", "vqvae", "finetune")  # features trains the detector
 MetricsLogger = Callable[[str, dict[str, float], int | None], None]
 
 
@@ -69,6 +70,8 @@ class PipelineRun:
     verify: bool = False
     force: tuple[str, ...] = ()
     results: dict[str, StageResult] = field(default_factory=dict)
+    stage_runs: dict[str, str | None] = field(default_factory=dict)  # None: reused, no run
+    planned: dict[str, str] | None = None
 
     @classmethod
     @contextmanager
@@ -90,23 +93,75 @@ class PipelineRun:
             yield cls(project, params, data_root, version, tracker, parent, flow_run_id,
                       verify, force)
 
-    def stage(self, name: str) -> StageResult:
-        """Run (or reuse) one stage inside its own child run; its output and metrics are
-        then also where ``dvc.yaml`` reads them."""
+    def stage(self, name: str, record: bool = False) -> StageResult:
+        """Run (or reuse) one stage; its output and metrics are then also where
+        ``dvc.yaml`` reads them.
+
+        A computed stage gets its own child run (training stages with system metrics); a
+        reused one gets none (unless ``record``: a stage computed for this run elsewhere,
+        e.g. on a GPU pool): the parent run records the reuse and the run that computed
+        the output (``scenellm.stage.NAME.computed_in``). After ``evaluate`` the parent
+        carries the headline metrics of the model and its references."""
         from scenellm.stages.dvc import publish_for_dvc
+        from scenellm.stages.summary import headline_metrics
+        from scenellm.tracking.lazy_run import LazyChildRun
         from scenellm.tracking.lineage import stage_tags
 
-        with self.tracker.child_run(self.parent_id, name) as child:
+        child = LazyChildRun(self.tracker, self.parent_id, name,
+                             system_metrics=name in TRAINING_STAGES)
+        with child.ending():
+            if record or self.expected_action(name) != "reuse":
+                child.open()  # now, so that system metrics cover the whole stage
             result = run_one(name, self.params, self.project, self.data_root,
                              self.data_version, self.results,
                              log_metrics=lambda stage, m, step: self.tracker.log_metrics(
-                                 child, m, step),
+                                 child.run_id, m, step),
                              verify=self.verify, force=name in self.force)
             self.results[name] = result
-            self.tracker.log_stage(child, result)
-        self.tracker.set_tags(self.parent_id, stage_tags(result))
+            if child.created or not result.reused:
+                self.tracker.log_stage(child.run_id, result)
+                self.log_history_plot(child.run_id, result)
+        self.stage_runs[name] = child.run_id if child.created else None
+        tags = stage_tags(result)
+        if not child.created:
+            tags[f"scenellm.stage.{name}.computed_in"] = self.tracker.computing_run(
+                name, result.fingerprint) or "untracked"
+        self.tracker.set_tags(self.parent_id, tags)
+        if name == "evaluate":
+            finetune = self.results.get("finetune")
+            self.tracker.log_metrics(self.parent_id, headline_metrics(
+                result.metrics, finetune.metrics if finetune else {}))
         publish_for_dvc(result, self.project.root)
         return result
+
+    def log_history_plot(self, run_id: str, result: StageResult) -> None:
+        """A training stage's loss and validation curves, as ``history.png`` on its run."""
+        import tempfile
+
+        from scenellm.stages.dvc import HISTORY_PLOTS, history_records
+        from scenellm.stages.history_plot import plot_history
+
+        records = history_records(result.path, result.name)
+        if result.name not in HISTORY_PLOTS or not records:
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            ids = f"data {self.data_version[:12]}  ·  {result.name} {result.fingerprint[:12]}"
+            self.tracker.log_artifacts(run_id, [plot_history(
+                records, result.name, Path(tmp) / "history.png", ids)])
+
+    def expected_action(self, name: str) -> str:
+        """What the plan made when the run opened expects of ``name`` (reuse, compute,
+        resume, recompute); a stage outside the plan is expected to compute."""
+        if self.planned is None:
+            from scenellm.stages.plan import plan
+
+            try:
+                self.planned = {p.name: p.action for p in plan(
+                    "evaluate", self.params, self.project, self.data_version,
+                    force=self.force)}
+            except Exception:  # noqa: BLE001  (only a hint; the stage itself decides)
+                self.planned = {}
+        return self.planned.get(name, "compute")
 
     def register(self, force: bool = False, name: str | None = None) -> dict:
         """Log and register the fine-tuned model with the champion / challenger rule, which

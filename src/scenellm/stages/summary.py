@@ -7,6 +7,23 @@ import json
 from scenellm.evaluation import PRIMARY_METRIC
 
 REFERENCES = ("baseline", "trees", "trees_temporal")
+HEADLINE = tuple(f"{mode}_{c}_{k}" for mode in ("predcls", "sgcls") for c in ("with", "no")
+                 for k in ("R@20", "R@50", "mR@20", "mR@50"))
+
+
+def headline_metrics(evaluate: dict, finetune: dict) -> dict[str, float]:
+    """What a pipeline's parent run carries so that the runs table compares something: the
+    model's and each reference's test recall and mean recall (with and without graph
+    constraint), and the validation metric the registry compares."""
+    from scenellm.evaluation import SELECTION_METRIC
+
+    out = {f"{prefix}{key}": evaluate[f"{prefix}{key}"]
+           for prefix in ("", *(f"{ref}_" for ref in REFERENCES)) for key in HEADLINE
+           if f"{prefix}{key}" in evaluate}
+    best = finetune.get("best_" + SELECTION_METRIC)
+    if best is not None:
+        out["best_" + SELECTION_METRIC] = best
+    return out
 
 
 def train_summary(run, registration: dict | None) -> dict:
@@ -18,6 +35,7 @@ def train_summary(run, registration: dict | None) -> dict:
         "data_root": str(run.data_root),
         "data_version": run.data_version,
         "mlflow_run_id": run.parent_id,
+        "stage_runs": dict(run.stage_runs),
         "mlflow_tracking_uri": run.project.mlflow_tracking_uri,
         "stages": {k: {"reused": v.reused, "seconds": round(v.seconds, 2),
                        "fingerprint": v.fingerprint[:16], "output": str(v.path)}

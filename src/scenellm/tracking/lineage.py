@@ -10,6 +10,8 @@ reconstructed"):
     scenellm.stage.<name>.output_hash       sha256 tree hash of its output folder
     scenellm.stage.<name>.reused            "true" if the output was reused, not computed
     scenellm.stage.<name>.seconds           wall time (set on the stage's own child run)
+    scenellm.stage.<name>.computed_in       a reused stage (no child run): the run that
+                                            computed its output, or "untracked"
     scenellm.pkg.<package>                  installed version of each key package
     scenellm.prefect_flow_run_id / scenellm.study / scenellm.parent
 
@@ -49,7 +51,7 @@ PACKAGES = (
     "pandas",
     "scenellm",
 )
-STAGE_FIELDS = ("fingerprint", "output_hash", "reused", "seconds")
+STAGE_FIELDS = ("fingerprint", "output_hash", "reused", "seconds", "computed_in")
 OPTIONAL = ("prefect_flow_run_id", "study", "parent")
 
 
@@ -133,7 +135,8 @@ def parse_lineage(tags: dict[str, str]) -> dict[str, Any]:
     """Inverse of :func:`lineage_tags` (other tags are ignored)::
 
     {"git_commit": str | None, "git_dirty": bool | None, "data_md5": str | None,
-     "stages": {name: {"fingerprint", "output_hash", "reused": bool, ["seconds": float]}},
+     "stages": {name: {"fingerprint", "output_hash", "reused": bool, ["seconds": float],
+                       ["computed_in": run id]}},
      "packages": {name: version}, "prefect_flow_run_id", "study", "parent": str | None}
     """
     out: dict[str, Any] = {

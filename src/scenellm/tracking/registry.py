@@ -28,7 +28,8 @@ reported and never compared:
 3. the champion was scored on another data version (or with another metric) → scores are
    not comparable, so the new version is challenger. To replace the champion after the
    data changed, re-evaluate it on the new data and pass ``force=True`` when the new
-   version wins (the scheduled-retraining flow does this).
+   version wins (the scheduled-retraining flow does this), or run
+   ``scenellm promote VERSION --force`` (:mod:`scenellm.tracking.promote`).
 
 Two registrations racing each other may both read the same champion; the later alias write
 wins. Serialize promotions (one retraining flow at a time) where that matters.
@@ -198,10 +199,11 @@ def promotion(
     metric_name: str,
     force: bool = False,
     can_predict: bool = False,
+    version: int | None = None,
 ) -> tuple[str, str]:
     """``(alias, reason)`` for a new version under the rule in the module docstring; a
     version that can predict (``can_predict``) also replaces a comparable champion that
-    cannot when it ties its score."""
+    cannot when it ties its score. ``version`` (the new one) names the override command."""
     if champion is None:
         return "champion", "no champion yet"
     if force:
@@ -215,7 +217,8 @@ def promotion(
     if differences:
         return "challenger", (
             f"not comparable with champion v{champion['version']} "
-            f"({', '.join(differences)}); re-evaluate it and use force to promote"
+            f"({', '.join(differences)}); re-evaluate it, or override with "
+            f"`scenellm promote {version or 'VERSION'} --force`"
         )
     if math.isfinite(metric_value) and (not math.isfinite(old) or metric_value > old):
         return "champion", f"{metric_name} {metric_value:.6g} > {old:.6g} of v{champion['version']}"
@@ -280,7 +283,7 @@ def register_and_promote(
         },
     )
     alias, reason = promotion(champion, float(metric_value), data_version, metric_name, force,
-                              can_predict=bundle is not None)
+                              can_predict=bundle is not None, version=int(version.version))
     client.set_registered_model_alias(name, alias, version.version)
     return {
         "version": int(version.version),

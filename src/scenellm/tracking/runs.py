@@ -142,6 +142,17 @@ class Tracker:
         if batch:
             self.client.log_batch(run_id, metrics=batch)
 
+    def computing_run(self, stage: str, fingerprint: str) -> str | None:
+        """The child run that computed ``stage``'s output ``fingerprint``, if one did (an
+        output made by ``scenellm stage`` or ``dvc repro`` has none)."""
+        key = f"tags.`scenellm.stage.{stage}."
+        runs = self.client.search_runs(
+            [self.experiment_id],
+            f"tags.`scenellm.stage` = '{stage}' and {key}fingerprint` = '{fingerprint}' "
+            f"and {key}reused` = 'false'",
+            max_results=1, order_by=["attributes.start_time ASC"])
+        return runs[0].info.run_id if runs else None
+
     def log_artifacts(self, run_id: str, paths: list[Path]) -> None:
         """Files go to the artifact root, folders keep their name (``validation/…``)."""
         for path in paths:
