@@ -3,20 +3,23 @@
 
 Ablation switches (``model.tokens``, ``model.temporal``, ``llm.mode``) select the paper's
 variants: continuous tokens instead of VQ codes, mean or no temporal aggregation instead of
-OT, and full / frozen / no LLM instead of LoRA.
+OT, and full / frozen / no LLM instead of LoRA. Component slots (``model.spatial``,
+``model.head``, ``model.fusion``) take modules of the neighbouring methods by name
+(:mod:`scenellm.model.components`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 
+from scenellm.model.components.fusion.motion import Tracks
+from scenellm.model.components.spatial import SPATIAL
 from scenellm.model.llm import SceneLanguageModel
 from scenellm.model.ot import OTAggregator, code_histogram
 from scenellm.model.predictor import SGGPredictor, sgcls_labels
-from scenellm.model.sia import SpatialAggregator
 from scenellm.model.vqvae import VQVAE
 
 
@@ -40,6 +43,12 @@ class SceneLLMConfig:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.05
     lora_target_modules: list[str] | None = None
+    spatial: str = "sia"
+    spatial_options: dict = field(default_factory=dict)
+    head: str = "mlp"
+    head_options: dict = field(default_factory=dict)
+    fusion: str = "gate"
+    fusion_options: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -57,8 +66,9 @@ class SceneLLM(nn.Module):
         code_dim = vqvae.codebook.embed.shape[1]
         in_dim = code_dim if config.tokens == "vq" else config.feature_dim
         self.token_proj = nn.Sequential(nn.Linear(in_dim, d), nn.LayerNorm(d))
-        self.sia = SpatialAggregator(token_dim=d, hidden_dim=d, out_dim=d,
-                                     max_groups=config.sia_groups)
+        groups = {"max_groups": config.sia_groups} if config.spatial == "sia" else {}
+        self.sia = SPATIAL.build(config.spatial, {**groups, **config.spatial_options},
+                                 token_dim=d, out_dim=d)
         self.ot = (OTAggregator(code_dim, d, config.num_scene_tokens, config.ot_epsilon,
                                 config.ot_max_iter, config.ot_tol)
                    if config.temporal == "ot" else None)
@@ -67,10 +77,14 @@ class SceneLLM(nn.Module):
                                       lora_dropout=config.lora_dropout,
                                       target_modules=config.lora_target_modules,
                                       prompt=config.llm_prompt)
+        if self.sia.reads_text:
+            self.sia.attach_text(self.llm.hidden_size)
         self.predictor = SGGPredictor(obj_dim=d, union_dim=config.feature_dim,
                                       context_dim=self.llm.hidden_size, d_model=d,
                                       num_layers=config.decoder_layers,
-                                      gate_alpha=config.gate_alpha)
+                                      gate_alpha=config.gate_alpha, head=config.head,
+                                      head_options=config.head_options, fusion=config.fusion,
+                                      fusion_options=config.fusion_options)
 
     def train(self, mode: bool = True) -> SceneLLM:
         super().train(mode)
@@ -93,7 +107,9 @@ class SceneLLM(nn.Module):
             quantized = self.vqvae.codebook.embed[codes]  # (N, D)
         tokens = self.token_proj(quantized if self.config.tokens == "vq" else x)  # (N, d)
         frame_tokens, obj_states = self.sia(tokens, batch.boxes_norm, batch.frame_of_obj,
-                                            batch.num_frames_total, return_objects=True)
+                                            batch.num_frames_total, return_objects=True,
+                                            text=self.llm.prompt_embedding()
+                                            if self.sia.reads_text else None)
         padded = frame_tokens.new_zeros(batch.num_videos, batch.max_frames, frame_tokens.shape[1])
         padded[batch.video_of_frame, batch.frame_pos] = frame_tokens  # (B, T, d)
         mask = batch.frame_mask  # (B, T) True = real frame
@@ -114,7 +130,8 @@ class SceneLLM(nn.Module):
         out = self.predictor(obj_states, batch.boxes_norm, labels, batch.pair_idx,
                              batch.union_feats, video_of_pair=batch.video_of_pair,
                              context=hidden, context_padding_mask=~mask,
-                             context_pos_of_pair=batch.frame_pos[batch.frame_of_pair])
+                             context_pos_of_pair=batch.frame_pos[batch.frame_of_pair],
+                             tracks=Tracks(batch.frame_of_obj, batch.video_of_obj))
         out["object_logits"] = object_logits
         out["labels"] = labels
         return out

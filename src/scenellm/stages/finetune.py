@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,7 +57,9 @@ def model_config(ctx: StageContext, feature_dim: int):
         num_scene_tokens=p.ot.num_scene_tokens, ot_epsilon=p.ot.epsilon,
         ot_max_iter=p.ot.max_iter, ot_tol=p.ot.tol, llm_path=p.llm.path, llm_mode=p.llm.mode,
         llm_prompt=p.llm.prompt, lora_rank=p.lora.rank, lora_alpha=p.lora.alpha,
-        lora_dropout=p.lora.dropout, lora_target_modules=p.lora.target_modules)
+        lora_dropout=p.lora.dropout, lora_target_modules=p.lora.target_modules,
+        **p.model.model_dump(include={"spatial", "spatial_options", "head", "head_options",
+                                      "fusion", "fusion_options"}))
 
 
 def build(ctx: StageContext) -> Recipe:
@@ -190,8 +193,10 @@ def run(ctx: StageContext) -> dict:
     total = p.phase_b_epochs + p.phase_c_epochs
     with progress("finetune", total, "epochs", completed=r.state["epoch"]) as bar:
         while r.state["epoch"] < total:
+            start = time.perf_counter()
             record = train_epoch(r, p)
             record[VAL_METRIC] = validate(r.model, r.data, r.val, r.device, p.batch_videos)
+            record["epoch_seconds"] = time.perf_counter() - start
             record["phase_c"] = float(r.state["epoch"] >= p.phase_b_epochs)
             end_epoch(ctx, r, record)
             bar.update(r.state["epoch"], info=figures(record, ("train_loss_total", VAL_METRIC)))
