@@ -38,7 +38,8 @@ def run_cell(project: Project, base_overrides: list[str], cell: Cell, tracker=No
         results = run_until("evaluate", params, project)
         out = CellResult(cell, results["evaluate"].path,
                          {k: r.reused for k, r in results.items()},
-                         results["evaluate"].metrics)
+                         {**results["evaluate"].metrics,
+                          **epoch_seconds(results["finetune"].path)})
         if run_id is not None:
             tracker.log_metrics(run_id, out.metrics)
             for result in results.values():
@@ -51,6 +52,14 @@ def run_cell(project: Project, base_overrides: list[str], cell: Cell, tracker=No
             "scenellm.overrides": " ".join(cell.overrides)}
     with tracker.child_run(parent, cell.name, tags) as run_id:
         return body(run_id)
+
+
+def epoch_seconds(finetune: Path) -> dict[str, float]:
+    """Mean seconds per fine-tuning epoch (training and validation) of a finished run."""
+    path = finetune / "history.json"
+    history = json.loads(path.read_text()) if path.exists() else []
+    seconds = [r["epoch_seconds"] for r in history if "epoch_seconds" in r]
+    return {"finetune_epoch_seconds": sum(seconds) / len(seconds)} if seconds else {}
 
 
 def run_grid(project: Project, config: AblateConfig, grid: str, cells: list[Cell],
