@@ -89,11 +89,17 @@ def build_table(results, samples: int = 2000) -> dict[str, Any]:
 
 def _statistic(sums: np.ndarray, base: list, is_full: bool, frames: np.ndarray,
                samples: int) -> dict[str, Any]:
-    """Mean with its interval, and for a variant its paired difference from the full model."""
+    """Mean with its interval, and for a variant its paired difference from the full model;
+    resampling the videos that hold frames of the bucket (a resample without any has no
+    recall)."""
+    held = frames > 0
+    if not held.any():
+        return {"mean": None}
+    sums, frames = np.atleast_2d(sums)[:, held], frames[held]
     mean, low, high = interval(sums, frames, samples)
     stat: dict[str, Any] = {"mean": mean, "low": low, "high": high}
     if not is_full:
-        base = np.asarray(base)
+        base = np.atleast_2d(np.asarray(base))[:, held]
         seeds = min(len(base), len(sums))
         d = paired_difference(sums[:seeds], base[:seeds], frames, samples)
         stat.update(diff=d.mean, diff_low=d.low, diff_high=d.high, significant=d.significant)
