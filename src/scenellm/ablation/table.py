@@ -14,6 +14,7 @@ import numpy as np
 
 from scenellm.ablation.grid import FULL
 from scenellm.evaluation.bootstrap import interval, paired_difference
+from scenellm.evaluation.distance import BUCKETS
 
 KS = (10, 20, 50)
 DISTANCE_K = 20
@@ -35,9 +36,9 @@ def _rows(results) -> dict[str, dict[str, Any]]:
             if who == "model" and "finetune_epoch_seconds" in result.metrics:
                 entry["epoch_s"].append(result.metrics["finetune_epoch_seconds"])
             for mode, by_who in data.get("distance", {}).items():
-                for bucket, sums in by_who[who].items():
+                for bucket in BUCKETS:  # near before far, whatever the JSON's key order
                     entry["distance"].setdefault(mode, {}).setdefault(bucket, []).append(
-                        sums[f"R@{DISTANCE_K}"])
+                        by_who[who][bucket][f"R@{DISTANCE_K}"])
             for mode, by_who in data["recall_sums"].items():
                 for k in KS:
                     entry["sums"].setdefault(mode, {}).setdefault(k, []).append(
