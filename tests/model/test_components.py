@@ -110,3 +110,17 @@ def test_weights_saved_before_the_slots_load_into_them():
     fresh.load_state_dict(legacy)
     for key, value in predictor.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value)
+
+
+def test_preflight_names_an_option_the_chosen_component_does_not_have():
+    from pathlib import Path
+
+    from scenellm.config.load import load_params
+    from scenellm.errors import UserError
+    from scenellm.stages.preflight import check_components
+
+    params_dir = Path(__file__).resolve().parents[2] / "params"
+    check_components(load_params(params_dir, ["model.head=moe", "model.head_options.top_k=1"]))
+    with pytest.raises(UserError, match=r"model.head_options: \['topk'\]"):
+        check_components(load_params(params_dir, ["model.head=moe",
+                                                  "model.head_options.topk=1"]))

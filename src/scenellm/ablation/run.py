@@ -55,11 +55,14 @@ def run_cell(project: Project, base_overrides: list[str], cell: Cell, tracker=No
 
 
 def epoch_seconds(finetune: Path) -> dict[str, float]:
-    """Mean seconds per fine-tuning epoch (training and validation) of a finished run."""
-    path = finetune / "history.json"
-    history = json.loads(path.read_text()) if path.exists() else []
-    seconds = [r["epoch_seconds"] for r in history if "epoch_seconds" in r]
-    return {"finetune_epoch_seconds": sum(seconds) / len(seconds)} if seconds else {}
+    """Seconds per fine-tuning epoch: the stage's recorded wall time (its last attempt,
+    setup included) over its epochs. Kept out of the stage's output, which stays
+    bit-identical between runs."""
+    from scenellm.stages.base import read_record
+
+    record = read_record(finetune) or {}
+    epochs = record.get("metrics", {}).get("epochs")
+    return {"finetune_epoch_seconds": record["seconds"] / epochs} if epochs else {}
 
 
 def run_grid(project: Project, config: AblateConfig, grid: str, cells: list[Cell],

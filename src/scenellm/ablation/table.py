@@ -2,7 +2,8 @@
 with a 95 % paired video-bootstrap interval (:mod:`scenellm.evaluation.bootstrap`), for
 PREDCLS and SGCLS R@10/20/50 with constraint, R@20 of near and far relations (SPADE's split at
 a third of the image width, :mod:`scenellm.evaluation.distance`), mR@20 (a ratio over all
-frames, so mean only: it does not split by video) and the mean seconds per fine-tuning epoch.
+frames, so mean only: it does not split by video) and the seconds per fine-tuning epoch (the
+stage's wall time over its epochs, mean over seeds).
 A difference whose interval holds 0 is marked ``~``: inside the noise of this test set."""
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def render_markdown(table: dict, grid: str) -> str:
              f"interval holds 0. {table['test_videos']} test videos, {table['samples']} "
              "resamples. mR@20: mean over seeds only. near / far: R@20 of the relations whose "
              "person and object centres lie at most / more than a third of the image width "
-             "apart. s/epoch: mean seconds per fine-tuning epoch (training + validation).",
+             "apart. s/epoch: the fine-tuning stage's wall time over its epochs, mean over seeds.",
              "", head,
              "|" + "---|" * (len(columns) + 2)]
     for row in table["rows"]:
