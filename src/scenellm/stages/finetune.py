@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,10 +192,8 @@ def run(ctx: StageContext) -> dict:
     total = p.phase_b_epochs + p.phase_c_epochs
     with progress("finetune", total, "epochs", completed=r.state["epoch"]) as bar:
         while r.state["epoch"] < total:
-            start = time.perf_counter()
             record = train_epoch(r, p)
             record[VAL_METRIC] = validate(r.model, r.data, r.val, r.device, p.batch_videos)
-            record["epoch_seconds"] = time.perf_counter() - start
             record["phase_c"] = float(r.state["epoch"] >= p.phase_b_epochs)
             end_epoch(ctx, r, record)
             bar.update(r.state["epoch"], info=figures(record, ("train_loss_total", VAL_METRIC)))
