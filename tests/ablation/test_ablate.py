@@ -41,6 +41,12 @@ def test_ablate_writes_the_table_and_reuses_finished_cells(tmp_path):
     stat = none["predcls_R@20"]
     assert stat["diff_low"] <= stat["diff"] <= stat["diff_high"]
     assert stat["diff"] == pytest.approx(stat["mean"] - full["predcls_R@20"]["mean"])
+    for bucket in ("near", "far"):  # SPADE's distance split, with its own intervals
+        far = none[f"sgcls_{bucket}_R@20"]
+        assert far["low"] <= far["mean"] <= far["high"]
+        assert far["diff_low"] <= far["diff"] <= far["diff_high"]
+    assert full["s/epoch"]["seconds"] > 0 and rows[-1] == "ref: trees t-3..t+2"
+    assert table["rows"][-1]["s/epoch"]["seconds"] is None
     assert (folder / "differences.png").stat().st_size > 5000
     assert "| temporal-none | 2 |" in (folder / "table.md").read_text()
 

@@ -78,3 +78,15 @@ def test_bad_inputs_raise():
     del targets["objects"]
     with pytest.raises(KeyError, match="objects"):
         sgg_loss(outputs, targets)
+
+
+def test_a_heads_auxiliary_loss_is_added_to_the_total_as_given():
+    torch.manual_seed(0)
+    outputs = {"attention_logits": torch.randn(3, 3), "spatial_logits": torch.randn(3, 6),
+               "contacting_logits": torch.randn(3, 17), "aux_loss": torch.tensor(0.25)}
+    targets = {"attention": torch.tensor([0, 1, 2]), "spatial": torch.zeros(3, 6),
+               "contacting": torch.zeros(3, 17)}
+    total, parts = sgg_loss(outputs, targets)
+    without, _ = sgg_loss({k: v for k, v in outputs.items() if k != "aux_loss"}, targets)
+    assert parts["aux"] == pytest.approx(0.25)
+    assert float(total) == pytest.approx(float(without) + 0.25, abs=1e-6)

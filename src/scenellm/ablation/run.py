@@ -38,7 +38,8 @@ def run_cell(project: Project, base_overrides: list[str], cell: Cell, tracker=No
         results = run_until("evaluate", params, project)
         out = CellResult(cell, results["evaluate"].path,
                          {k: r.reused for k, r in results.items()},
-                         results["evaluate"].metrics)
+                         {**results["evaluate"].metrics,
+                          **epoch_seconds(results["finetune"].path)})
         if run_id is not None:
             tracker.log_metrics(run_id, out.metrics)
             for result in results.values():
@@ -51,6 +52,17 @@ def run_cell(project: Project, base_overrides: list[str], cell: Cell, tracker=No
             "scenellm.overrides": " ".join(cell.overrides)}
     with tracker.child_run(parent, cell.name, tags) as run_id:
         return body(run_id)
+
+
+def epoch_seconds(finetune: Path) -> dict[str, float]:
+    """Seconds per fine-tuning epoch: the stage's recorded wall time (its last attempt,
+    setup included) over its epochs. Kept out of the stage's output, which stays
+    bit-identical between runs."""
+    from scenellm.stages.base import read_record
+
+    record = read_record(finetune) or {}
+    epochs = record.get("metrics", {}).get("epochs")
+    return {"finetune_epoch_seconds": record["seconds"] / epochs} if epochs else {}
 
 
 def run_grid(project: Project, config: AblateConfig, grid: str, cells: list[Cell],

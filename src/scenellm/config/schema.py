@@ -107,6 +107,18 @@ class ModelParams(Section):
     sia_groups: PositiveInt = Field(3, description="Groups of the SIA clustering tree.")
     decoder_layers: PositiveInt = Field(1, description="Predictor decoder layers.")
     gate_alpha: Float = Field(0.5, ge=0, le=1, description="Gated fusion weight α.")
+    spatial: Literal["sia", "rgt", "sge"] = Field(
+        "sia", description="Spatial aggregator: sia (SceneLLM), rgt (SPADE), sge (LLaVA-SG).")
+    head: Literal["mlp", "moe"] = Field(
+        "mlp", description="Predicate heads: mlp (SceneLLM), moe (MoE-VRD experts).")
+    fusion: Literal["gate", "adaptive"] = Field(
+        "gate", description="Fusion: gate (SceneLLM's α), adaptive (VEGA-3D gate over motion).")
+    spatial_options: dict[str, int | float | bool] = Field(
+        {}, description="Config fields of the spatial component (its dataclass).")
+    head_options: dict[str, int | float | bool] = Field(
+        {}, description="Config fields of the head component (its dataclass).")
+    fusion_options: dict[str, int | float | bool] = Field(
+        {}, description="Config fields of the fusion component (its dataclass).")
 
 
 class OTParams(Section):

@@ -131,3 +131,47 @@ def plot_per_predicate(results: dict, path: Path, mode: str = "predcls", k: int 
     fig.tight_layout()
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
+
+
+def render_distance_table(distance: dict) -> str:
+    """Plain-text table of recall by subject–object distance (with constraint): one row per
+    (mode, predictor), R@K of near and far relations and the frames holding each."""
+    from scenellm.evaluation.distance import BUCKETS
+
+    head = (f"{'mode':7s} {'who':14s} "
+            + " ".join(f"{b}R@{k:<4d}" for b in BUCKETS for k in KS[:3])
+            + " " + " ".join(f"{b}_frames" for b in BUCKETS))
+    lines = ["recall by subject-object centre distance (far: > 1/3 image width), "
+             "with constraint", head, "-" * len(head)]
+    for mode in distance["model"]:
+        for who in distance:
+            s = distance[who][mode]
+            lines.append(f"{mode:7s} {NAMES.get(who, who):14s} "
+                         + " ".join(f"{100 * s[b][f'R@{k}']:8.2f}" for b in BUCKETS
+                                    for k in KS[:3])
+                         + " " + " ".join(f"{s[b]['frames']:11d}" for b in BUCKETS))
+    return "\n".join(lines) + "\n"
+
+
+def plot_distance(distance: dict, path: Path, k: int = 20) -> None:
+    """R@k of near and far relations per predictor, one panel per mode."""
+    import numpy as np
+
+    from scenellm.evaluation.distance import BUCKETS
+
+    plt = _pyplot()
+    modes = list(distance["model"])
+    fig, axes = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 3.5), squeeze=False)
+    who = list(distance)
+    x = np.arange(len(who))
+    for ax, mode in zip(axes[0], modes, strict=True):
+        for i, bucket in enumerate(BUCKETS):
+            ax.bar(x + (i - 0.5) * 0.4, [100 * distance[w][mode][bucket][f"R@{k}"] for w in who],
+                   0.4, label=bucket)
+        ax.set_xticks(x, [NAMES.get(w, w) for w in who], fontsize=8, rotation=20)
+        ax.set_ylabel(f"R@{k} (%)")
+        ax.set_title(f"{mode.upper()}, with constraint: near vs far (> W/3)")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)

@@ -157,6 +157,13 @@ class SceneLanguageModel(nn.Module):
     def prompt_length(self) -> int:
         return len(self.prompt_ids)
 
+    def prompt_embedding(self) -> torch.Tensor | None:
+        """The prompt's input embeddings (P, H), detached, or None without LLM or prompt."""
+        if self.llm is None or not self.prompt_length:
+            return None
+        with torch.no_grad():
+            return self.llm.get_input_embeddings()(self.prompt_ids)
+
     def forward(self, scene_tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Hidden states (B, T, H) at the scene positions, in scene_tokens' dtype, 0 where mask is False."""
         B, T, D = scene_tokens.shape

@@ -2,6 +2,8 @@
 
     L = w_att · CE(attention) + w_spa · BCE(spatial) + w_con · BCE(contacting)
         + w_obj · CE(object classes)        (object term only when object logits are given)
+        + w_aux · aux                       (a head's own weighted auxiliary loss, e.g. MoE
+                                             load balancing, when it gives ``aux_loss``)
 
 Attention is one label per pair (softmax cross-entropy, kind-local index, -100 ignored);
 spatial and contacting are multi-label (sigmoid binary cross-entropy, mean over pairs ×
@@ -15,7 +17,7 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 
-LOSS_PARTS: tuple[str, ...] = ("attention", "spatial", "contacting", "object")
+LOSS_PARTS: tuple[str, ...] = ("attention", "spatial", "contacting", "object", "aux")
 
 
 def _mean_or_zero(loss_fn, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -66,6 +68,8 @@ def sgg_loss(
         if "objects" not in targets:
             raise KeyError("object_logits were predicted but targets has no 'objects' labels")
         parts["object"] = _mean_or_zero(F.cross_entropy, object_logits, targets["objects"].long())
+    if outputs.get("aux_loss") is not None:
+        parts["aux"] = outputs["aux_loss"]
     total = sum(weights.get(name, 1.0) * loss for name, loss in parts.items())
     logged = {name: float(loss.detach()) for name, loss in parts.items()}
     logged["total"] = float(total.detach())

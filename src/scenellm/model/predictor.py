@@ -8,7 +8,9 @@ query and decoded context,
     fused = α · query + (1 − α) · decoded        (paper: α = 0.5),
 
 and linear heads give attention (3, softmax), spatial (6, sigmoid) and contacting
-(17, sigmoid) logits; an object-class head over object tokens serves SGCLS.
+(17, sigmoid) logits; an object-class head over object tokens serves SGCLS. The fusion and
+the heads are slots (``model.fusion``, ``model.head``) filled from
+:mod:`scenellm.model.components`.
 """
 
 from __future__ import annotations
@@ -18,39 +20,11 @@ import math
 import torch
 from torch import nn
 
-from scenellm.data.vocab import ATTENTION, CONTACTING, PERSON_ID, SPATIAL
-from scenellm.model.sia import BOX_GEOMETRY_DIM, box_geometry
-
-PAIR_GEOMETRY_DIM = 2 * BOX_GEOMETRY_DIM + 6
-_EPS = 1e-4  # smallest box side / area, in image-normalised units
-
-
-def pair_geometry(sub: torch.Tensor, obj: torch.Tensor) -> torch.Tensor:
-    """Geometry of (subject, object) box pairs, xyxy normalised to [0, 1].
-
-    Returns:
-        (P, 24): box_geometry of both boxes, then the deltas (Δcx / w_s, Δcy / h_s,
-        log w_o / w_s, log h_o / h_s), IoU and intersection / area_o.
-    """
-    gs, go = box_geometry(sub), box_geometry(obj)  # (P, 9) each
-    ws, hs = gs[:, 6].clamp(min=_EPS), gs[:, 7].clamp(min=_EPS)
-    wo, ho = go[:, 6].clamp(min=_EPS), go[:, 7].clamp(min=_EPS)
-    iw = (torch.minimum(sub[:, 2], obj[:, 2]) - torch.maximum(sub[:, 0], obj[:, 0])).clamp(min=0)
-    ih = (torch.minimum(sub[:, 3], obj[:, 3]) - torch.maximum(sub[:, 1], obj[:, 1])).clamp(min=0)
-    inter = iw * ih
-    union = (gs[:, 8] + go[:, 8] - inter).clamp(min=_EPS)
-    relative = torch.stack(
-        [
-            (go[:, 4] - gs[:, 4]) / ws,
-            (go[:, 5] - gs[:, 5]) / hs,
-            torch.log(wo / ws),
-            torch.log(ho / hs),
-            inter / union,
-            inter / go[:, 8].clamp(min=_EPS),
-        ],
-        dim=-1,
-    )  # (P, 6)
-    return torch.cat([gs, go, relative], dim=-1)
+from scenellm.data.vocab import PERSON_ID
+from scenellm.model.components.fusion import FUSIONS
+from scenellm.model.components.fusion.motion import Tracks
+from scenellm.model.components.heads import HEADS
+from scenellm.model.geometry import PAIR_GEOMETRY_DIM, pair_geometry
 
 
 def sinusoidal_embedding(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -100,6 +74,15 @@ def _unmask_first_if_all_masked(padding_mask: torch.Tensor) -> torch.Tensor:
     return mask
 
 
+def _slot_names(state_dict, prefix, *args) -> None:
+    """Weights saved before the fusion and heads became slots load into them."""
+    for old, new in (("gate.", "fusion.gate."), ("attention_head.", "head.attention_head."),
+                     ("spatial_head.", "head.spatial_head."),
+                     ("contacting_head.", "head.contacting_head.")):
+        for key in [k for k in state_dict if k.startswith(prefix + old)]:
+            state_dict[prefix + new + key.removeprefix(prefix + old)] = state_dict.pop(key)
+
+
 def sgcls_labels(object_logits: torch.Tensor, is_person: torch.Tensor) -> torch.Tensor:
     """STTran's SGCLS labels: persons stay ``PERSON_ID``, others take the best object class.
 
@@ -128,8 +111,11 @@ class SGGPredictor(nn.Module):
         gate_alpha: α of the fusion, or its initial value when ``learn_gate``.
         learn_gate: α = σ(W [query; decoded] + b) per pair and channel, starting at gate_alpha.
         dropout: dropout of the query MLP, decoder and object head.
-        pair_state_dim: width of per-pair LLM states (subject's and object's, concatenated)
-            added to the query through LayerNorm + Linear; 0 when the LLM reads frames only.
+        head, head_options: predicate heads by registry name and their config fields.
+        fusion, fusion_options: fusion by registry name and its config fields.
+        pair_state_dim: width of per-pair LLM states (the pair's own, or its subject's and
+            object's concatenated) added to the query through LayerNorm + Linear; 0 when the
+            LLM reads frames only.
     """
 
     def __init__(
@@ -144,6 +130,10 @@ class SGGPredictor(nn.Module):
         gate_alpha: float = 0.5,
         learn_gate: bool = False,
         dropout: float = 0.1,
+        head: str = "mlp",
+        head_options: dict | None = None,
+        fusion: str = "gate",
+        fusion_options: dict | None = None,
         pair_state_dim: int = 0,
     ) -> None:
         super().__init__()
@@ -175,13 +165,11 @@ class SGGPredictor(nn.Module):
             d_model, num_heads, 4 * d_model, dropout, batch_first=True
         )
         self.decoder = nn.TransformerDecoder(layer, num_layers)
-        self.gate = nn.Linear(2 * d_model, d_model) if learn_gate else None
-        if self.gate is not None:
-            nn.init.zeros_(self.gate.weight)
-            nn.init.constant_(self.gate.bias, math.log(gate_alpha / (1 - gate_alpha)))
-        self.attention_head = nn.Linear(d_model, len(ATTENTION))
-        self.spatial_head = nn.Linear(d_model, len(SPATIAL))
-        self.contacting_head = nn.Linear(d_model, len(CONTACTING))
+        # built in the order the gate and heads always were, so default weights are unchanged
+        self.fusion = FUSIONS.build(fusion, fusion_options, d_model=d_model,
+                                    gate_alpha=gate_alpha, learn_gate=learn_gate)
+        self.head = HEADS.build(head, head_options, d_model=d_model)
+        self._register_load_state_dict_pre_hook(_slot_names)
         self.object_head = nn.Sequential(
             nn.Linear(obj_dim, d_model), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(d_model, num_object_classes),
@@ -222,6 +210,7 @@ class SGGPredictor(nn.Module):
         context_padding_mask: torch.Tensor | None = None,
         context_pos_of_pair: torch.Tensor | None = None,
         predict_objects: bool = False,
+        tracks: Tracks | None = None,
         pair_states: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor | None]:
         """Predict predicate logits for every (person, object) pair.
@@ -239,35 +228,29 @@ class SGGPredictor(nn.Module):
                 pair's frame token; adds sinusoidal positions to queries and context so a
                 pair can find its own frame.
             predict_objects: also return object-class logits.
-            pair_states: (P, pair_state_dim) the LLM's states of each pair's subject and
-                object, when the predictor was built with ``pair_state_dim``.
+            tracks: frame and video of every object, for fusions that read motion.
+            pair_states: (P, pair_state_dim) the LLM's states of each pair, when the
+                predictor was built with ``pair_state_dim``.
 
         Returns:
             attention_logits (P, 3), spatial_logits (P, 6), contacting_logits (P, 17),
-            object_logits (N, num_object_classes) or None.
+            object_logits (N, num_object_classes) or None, and the head's aux_loss if any.
         """
         query = self.pair_query(obj_tokens, boxes, labels, pair_idx, union_feats)
         if self.pair_state_proj is not None:
             if pair_states is None:
                 raise ValueError("this predictor reads pair_states; pass the LLM's pair states")
             query = query + self.pair_state_proj(pair_states.to(query.dtype))
-        if context is None or len(query) == 0:
-            fused = query
-        else:
+        decoded = None
+        if context is not None and len(query):
             if video_of_pair is None:
                 raise ValueError("video_of_pair is required when context is given")
             decoded = self._decode(
                 query, video_of_pair, context, context_padding_mask, context_pos_of_pair
             )
-            if self.gate is None:
-                alpha = self.gate_alpha
-            else:
-                alpha = torch.sigmoid(self.gate(torch.cat([query, decoded], dim=-1)))
-            fused = alpha * query + (1 - alpha) * decoded
+        fused = self.fusion(query, decoded, motion=(boxes, pair_idx, tracks))
         return {
-            "attention_logits": self.attention_head(fused),
-            "spatial_logits": self.spatial_head(fused),
-            "contacting_logits": self.contacting_head(fused),
+            **self.head(fused),
             "object_logits": self.classify_objects(obj_tokens) if predict_objects else None,
         }
 

@@ -9,22 +9,25 @@ crosses frames anywhere (the per-frame variant); ``model.language`` chooses what
 reads (see :mod:`scenellm.model.sentence`); ``ot.source`` chooses what OT transports: the
 sequence of frame tokens (:mod:`scenellm.model.ot_frames`) or the video's histogram of VQ
 codes (:mod:`scenellm.model.ot`).
+Component slots (``model.spatial``, ``model.head``, ``model.fusion``) take modules of the
+neighbouring methods by name (:mod:`scenellm.model.components`).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
 
 from scenellm.data.vocab import STTRAN_OBJECT_CLASSES
+from scenellm.model.components.fusion.motion import Tracks
+from scenellm.model.components.spatial import SPATIAL
 from scenellm.model.llm import SceneLanguageModel
 from scenellm.model.ot import OTAggregator, code_histogram
 from scenellm.model.ot_frames import FrameOTAggregator
 from scenellm.model.predictor import SGGPredictor, sgcls_labels, sinusoidal_embedding
 from scenellm.model.sentence import sentence_slots
-from scenellm.model.sia import SpatialAggregator
 from scenellm.model.vqvae import VQVAE
 
 PROBES: tuple[str, ...] = ("shuffle_frames", "ot_off", "swap_states")
@@ -65,6 +68,12 @@ class SceneLLMConfig:
     lora_alpha: float = 16.0
     lora_dropout: float = 0.05
     lora_target_modules: list[str] | None = None
+    spatial: str = "sia"
+    spatial_options: dict = field(default_factory=dict)
+    head: str = "mlp"
+    head_options: dict = field(default_factory=dict)
+    fusion: str = "gate"
+    fusion_options: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -82,8 +91,9 @@ class SceneLLM(nn.Module):
         code_dim = vqvae.codebook.embed.shape[1]
         in_dim = code_dim if config.tokens == "vq" else config.feature_dim
         self.token_proj = nn.Sequential(nn.Linear(in_dim, d), nn.LayerNorm(d))
-        self.sia = SpatialAggregator(token_dim=d, hidden_dim=d, out_dim=d,
-                                     max_groups=config.sia_groups)
+        groups = {"max_groups": config.sia_groups} if config.spatial == "sia" else {}
+        self.sia = SPATIAL.build(config.spatial, {**groups, **config.spatial_options},
+                                 token_dim=d, out_dim=d)
         if config.temporal != "ot":
             self.ot = None
         elif config.ot_source == "frames":
@@ -98,10 +108,14 @@ class SceneLLM(nn.Module):
                                       lora_dropout=config.lora_dropout,
                                       target_modules=config.lora_target_modules,
                                       prompt=config.llm_prompt)
+        if self.sia.reads_text:
+            self.sia.attach_text(self.llm.hidden_size)
         self.predictor = SGGPredictor(obj_dim=d, union_dim=config.feature_dim,
                                       context_dim=self.llm.hidden_size, d_model=d,
                                       num_layers=config.decoder_layers,
-                                      gate_alpha=config.gate_alpha,
+                                      gate_alpha=config.gate_alpha, head=config.head,
+                                      head_options=config.head_options, fusion=config.fusion,
+                                      fusion_options=config.fusion_options,
                                       pair_state_dim={"frames": 0, "pairs": self.llm.hidden_size,
                                                       "objects": 2 * self.llm.hidden_size
                                                       }[config.language])
@@ -144,7 +158,9 @@ class SceneLLM(nn.Module):
         else:
             tokens = self.token_proj(x)
         frame_tokens, obj_states = self.sia(tokens, seq.boxes_norm, seq.frame_of_obj,
-                                            seq.num_frames_total, return_objects=True)
+                                            seq.num_frames_total, return_objects=True,
+                                            text=self.llm.prompt_embedding()
+                                            if self.sia.reads_text else None)
         padded = frame_tokens.new_zeros(seq.num_videos, seq.max_frames, frame_tokens.shape[1])
         padded[seq.video_of_frame, seq.frame_pos] = frame_tokens  # (B, T, d)
         mask = seq.frame_mask  # (B, T) True = real frame
@@ -166,7 +182,8 @@ class SceneLLM(nn.Module):
                              video_of_pair=seq.video_of_pair, context=hidden,
                              context_padding_mask=~words,
                              context_pos_of_pair=frame_slot[seq.frame_of_pair],
-                             pair_states=pair_states)
+                             pair_states=pair_states,
+                             tracks=Tracks(seq.frame_of_obj, seq.video_of_obj))
         out["object_logits"] = object_logits
         out["labels"] = labels
         return out

@@ -7,9 +7,14 @@ the frequency baseline, box-only gradient-boosted trees per frame and with frame
 from one fixed classifier (logistic regression on the detector features), never from the
 model under test.
 
+Recall is also split by subject–object distance (SPADE's near / far, with constraint;
+:mod:`scenellm.evaluation.distance`) for the model and every reference, and the model's
+component statistics (expert use, gate values) are recorded.
+
 Writes ``metrics.json`` (R@10/20/50/100, both mR@K definitions, per-predicate recall),
+``distance.json``, ``diagnostics.json``,
 ``summary.json`` (flat numbers for ``dvc metrics``, with the probes: Δ R@20 when frames
-are shuffled, OT is off or LLM states come from another video), ``table.txt``, two PNG plots, the
+are shuffled, OT is off or LLM states come from another video), ``table.txt``, PNG plots, the
 model's ranked triplets (``predictions.parquet``, with constraint, what the registry model
 returns) and a few test videos drawn with their scene graphs (``examples/``).
 """
@@ -99,21 +104,32 @@ def reference_outputs(name: str, reference, labels: dict, batch) -> dict:
 
 
 def run(ctx: StageContext) -> dict:
+    from functools import partial
+
     import pandas as pd
     import torch
 
     from scenellm.data import vocab
     from scenellm.device import select_device
+    from scenellm.evaluation.distance import DistanceRecall
     from scenellm.evaluation.report import (
+        plot_distance,
         plot_per_predicate,
         plot_recalls,
         predicate_support,
+        render_distance_table,
         render_table,
     )
-    from scenellm.evaluation.sttran_adapters import CONSTRAINTS, sttran_gt, sttran_predictions
+    from scenellm.evaluation.sttran_adapters import (
+        CONSTRAINTS,
+        ag_evaluator,
+        sttran_gt,
+        sttran_predictions,
+    )
     from scenellm.inference.scene_graphs import scene_graphs, triplet_table
     from scenellm.inference.show import write_examples
     from scenellm.model.checkpoint import load_finetuned
+    from scenellm.model.components.registry import collect_diagnostics, reset_diagnostics
     from scenellm.model.scene_graph_data import SceneGraphData
     from scenellm.progress import progress
 
@@ -126,10 +142,16 @@ def run(ctx: StageContext) -> dict:
     results = {who: {} for who in ("model", *references)}
     frames: dict[str, list[int]] = {}  # per mode: frames of each test video, in order
     per_video: dict[str, dict] = {}
+    distance: dict[str, dict] = {who: {} for who in results}
+    distance_sums: dict[str, dict] = {}
+    reset_diagnostics(model)
     predictions = []  # the model's ranked triplets (with constraint), as the registry model
     for mode in p.modes:
         with progress(f"evaluate {mode}", len(test), "videos") as bar, torch.no_grad():
             scored = {who: evaluators(mode, p) for who in results}
+            by_distance = {who: DistanceRecall(partial(
+                ag_evaluator, mode, "with", p.iou_threshold, p.semi_threshold))
+                           for who in results}
             frames[mode] = []
             for batch, out in scene_graphs(model, data, test, mode, device):
                 labels = out if mode == "predcls" else \
@@ -139,10 +161,12 @@ def run(ctx: StageContext) -> dict:
                 vid = batch.video_ids[0]
                 gt = sttran_gt(data.store.read_shard(vid), data.object_labels(vid))
                 frames[mode].append(len(gt))
+                width = data.frame_size(vid)[0]
                 for who, who_out in outputs.items():
                     pred = sttran_predictions(batch, who_out, 0)
                     for c in CONSTRAINTS:
                         scored[who][c].evaluate_scene_graph(gt, pred)
+                    by_distance[who].evaluate_scene_graph(gt, pred, width)
                 predictions.append(triplet_table(data, batch, out, mode))
                 bar.update(advance=1)
             for who in results:
@@ -150,18 +174,27 @@ def run(ctx: StageContext) -> dict:
                                           "support": predicate_support(scored[who][c])}
                                       for c in CONSTRAINTS}
             per_video[mode] = video_sums(scored, frames[mode])
+            for who in results:
+                distance[who][mode] = by_distance[who].summary()
+            distance_sums[mode] = {who: d.video_sums() for who, d in by_distance.items()}
+    diagnostics = collect_diagnostics(model)
     predictions = pd.concat(predictions, ignore_index=True)
     predictions.to_parquet(ctx.workdir / "predictions.parquet", index=False)
     write_examples(ctx.data_root, data, predictions, test[:EXAMPLES], ctx.workdir / "examples")
     (ctx.workdir / "metrics.json").write_text(json.dumps(results, indent=2, sort_keys=True))
     (ctx.workdir / "per_video.json").write_text(json.dumps(
-        {"videos": test, "frames": frames, "recall_sums": per_video}, sort_keys=True))
-    flat = flat_metrics(results)
-    flat.update(probe_deltas(model, data, test, device))
+        {"videos": test, "frames": frames, "recall_sums": per_video,
+         "distance": distance_sums}, sort_keys=True))
+    (ctx.workdir / "distance.json").write_text(json.dumps(distance, indent=2, sort_keys=True))
+    (ctx.workdir / "diagnostics.json").write_text(json.dumps(diagnostics, indent=2))
+    flat = {**flat_metrics(results), **flat_distance(distance), **diagnostics,
+            **probe_deltas(model, data, test, device)}
     (ctx.workdir / "summary.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
     (ctx.workdir / "baseline.json").write_text(json.dumps(references["baseline"].to_dict()))
-    (ctx.workdir / "table.txt").write_text(render_table(results))
+    (ctx.workdir / "table.txt").write_text(render_table(results) + "\n"
+                                           + render_distance_table(distance))
     ids = f"data {ctx.data_version[:12]}  ·  evaluate {ctx.fingerprint[:12]}"
+    plot_distance(distance, ctx.workdir / "distance.png")
     plot_recalls(results, ctx.workdir / "recall.png", ids)
     plot_per_predicate(results, ctx.workdir / "per_predicate.png", ids=ids)
     return flat
@@ -207,6 +240,21 @@ def flat_metrics(results: dict) -> dict[str, float]:
                     flat[f"{prefix}{mode}_{c}_R@{k}"] = summary[f"R@{k}"]
                     flat[f"{prefix}{mode}_{c}_mR@{k}"] = summary[f"mR@{k}"]
                     flat[f"{prefix}{mode}_{c}_mR@{k}_frame"] = summary[f"mR@{k}_frame"]
+    return flat
+
+
+def flat_distance(distance: dict) -> dict[str, float]:
+    """``{who_}{mode}_with_{near|far}_R@K`` and the frames holding each bucket."""
+    from scenellm.evaluation.mean_recall import KS
+
+    flat = {}
+    for who, modes in distance.items():
+        prefix = "" if who == "model" else f"{who}_"
+        for mode, buckets in modes.items():
+            for bucket, summary in buckets.items():
+                for k in KS:
+                    flat[f"{prefix}{mode}_with_{bucket}_R@{k}"] = summary[f"R@{k}"]
+                flat[f"{prefix}{mode}_with_{bucket}_frames"] = float(summary["frames"])
     return flat
 
 

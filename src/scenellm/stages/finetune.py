@@ -64,7 +64,9 @@ def model_config(ctx: StageContext, feature_dim: int):
         num_scene_tokens=p.ot.num_scene_tokens, ot_epsilon=p.ot.epsilon,
         ot_max_iter=p.ot.max_iter, ot_tol=p.ot.tol, llm_path=p.llm.path, llm_mode=p.llm.mode,
         llm_prompt=p.llm.prompt, lora_rank=p.lora.rank, lora_alpha=p.lora.alpha,
-        lora_dropout=p.lora.dropout, lora_target_modules=p.lora.target_modules)
+        lora_dropout=p.lora.dropout, lora_target_modules=p.lora.target_modules,
+        **p.model.model_dump(include={"spatial", "spatial_options", "head", "head_options",
+                                      "fusion", "fusion_options"}))
 
 
 def build(ctx: StageContext) -> Recipe:

@@ -4,7 +4,9 @@
   config loads; with ``llm.mode`` lora, every ``lora.target_modules`` entry names a Linear
   layer of that model (the model is built on the meta device: no weights are read);
 - a ``resnet`` detector has a ``detector.checkpoint`` file;
-- the requested devices (``detector.device``, ``finetune.device``) exist.
+- the requested devices (``detector.device``, ``finetune.device``) exist;
+- the component options (``model.spatial_options`` …) are fields of the chosen
+  components' configs.
 
 Each failure is a :class:`~scenellm.errors.UserError` naming the ``params`` key; nothing
 is retried or half-run for it.
@@ -79,6 +81,21 @@ def check_detector(params: Params) -> None:
             raise UserError(f"detector.checkpoint: {p.checkpoint} does not exist.")
 
 
+def check_components(params: Params) -> None:
+    from scenellm.model.components.fusion import FUSIONS
+    from scenellm.model.components.heads import HEADS
+    from scenellm.model.components.spatial import SPATIAL
+
+    m = params.model
+    for registry, name, options in ((SPATIAL, m.spatial, m.spatial_options),
+                                    (HEADS, m.head, m.head_options),
+                                    (FUSIONS, m.fusion, m.fusion_options)):
+        try:
+            registry.config(name, options)
+        except (ValueError, TypeError) as exc:
+            raise UserError(str(exc)) from None
+
+
 def preflight(params: Params, target: str = "evaluate") -> None:
     """The checks that matter for ``target`` and its upstream stages; raises the first
     failure."""
@@ -90,4 +107,5 @@ def preflight(params: Params, target: str = "evaluate") -> None:
     if stages & {"features", "finetune"}:
         check_devices(params)
     if "finetune" in stages:
+        check_components(params)
         check_llm(params)
