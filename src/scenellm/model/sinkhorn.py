@@ -44,6 +44,9 @@ MASS_RTOL = 1e-4
 # Largest (max C - min C) / ε for which ``domain="auto"`` iterates in the scaling domain.
 SCALING_MAX_SPREAD = {torch.float32: 30.0, torch.float64: 300.0}
 DOMAINS = ("auto", "log", "scaling")
+# K bytes per chunk of the scaling domain's graph-free loop: K and Kᵀ of a chunk stay in a
+# 1-2 MiB L2 cache (8 problems of 512 × 64 in float32, 4 in float64).
+CHUNK_BYTES = 1 << 20
 
 
 class NonFiniteInput(ValueError):
@@ -168,18 +171,81 @@ def _scaling_domain(
     # Both products as row vector @ matrix, (B, 1, k) @ (B, k, j): on CPU this batched form is
     # ~9x faster than matrix @ column vector (measured for 64 × 512 × 64, one thread).
     kernel_t = kernel.transpose(1, 2).contiguous()  # (B, m, n)
+    if torch.is_grad_enabled() and any(x.requires_grad for x in (kernel, a, b)):
+        u, v = _scaling_autograd(kernel, kernel_t, a, b, max_iter, tol, check_every)
+    else:
+        u, v = _scaling_in_place(kernel, kernel_t, a, b, max_iter, tol, check_every)
+    return u[:, :, None] * kernel * v[:, None, :]  # (B, n, m)
+
+
+def _scaling_autograd(
+    kernel: torch.Tensor,
+    kernel_t: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    max_iter: int,
+    tol: float,
+    check_every: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scalings u (B, n), v (B, m) with autograd's graph: fresh tensors every half-step."""
     u = torch.ones_like(a)  # (B, n): log-domain u = 0
     v = torch.ones_like(b)
     for it in range(max_iter):
         v = b / (u[:, None, :] @ kernel).squeeze(1)  # (B, m)
         u = a / (v[:, None, :] @ kernel_t).squeeze(1)  # (B, n)
-        if tol > 0 and it % check_every == 0:
-            with torch.no_grad():
-                column = v * (u[:, None, :] @ kernel).squeeze(1)  # Pᵀ1, (B, m)
-                error = torch.linalg.vector_norm(column - b, dim=-1).max().item()
-            if error < tol:
-                break
-    return u[:, :, None] * kernel * v[:, None, :]  # (B, n, m)
+        if tol > 0 and it % check_every == 0 and _scaling_error(kernel, u, v, b) < tol:
+            break
+    return u, v
+
+
+@torch.no_grad()
+def _scaling_in_place(
+    kernel: torch.Tensor,
+    kernel_t: torch.Tensor,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    max_iter: int,
+    tol: float,
+    check_every: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_scaling_autograd`'s iterates without a graph, faster on CPU in two ways.
+
+    - ``out=`` buffers: no allocation per half-step.
+    - Cache blocking: the batch runs in chunks of ``CHUNK_BYTES`` of K, and each chunk runs
+      every iteration up to the next convergence check before the next chunk starts, so its
+      K and Kᵀ stay in cache instead of streaming the whole (B, n, m) batch from memory twice
+      per iteration. The checks (after iterations 0, k, 2k, ...) still see the whole batch,
+      so the iterations run and the stopping iteration are those of the unblocked loop.
+    """
+    batch = kernel.shape[0]
+    chunk = max(1, CHUNK_BYTES // (kernel[0].numel() * kernel.element_size()))
+    u = torch.ones_like(a)[:, None, :]  # (B, 1, n)
+    v = torch.ones_like(b)[:, None, :]  # (B, 1, m)
+    a_row, b_row = a[:, None, :], b[:, None, :]  # (B, 1, n), (B, 1, m)
+    u_sum, v_sum = torch.empty_like(u), torch.empty_like(v)  # K v, Kᵀ u as rows
+    start = 0
+    while start < max_iter:
+        # run up to and including the next checked iteration (0, k, 2k, ...)
+        checked = -(-start // check_every) * check_every if tol > 0 else max_iter - 1
+        stop = min(checked + 1, max_iter)
+        for lo in range(0, batch, chunk):
+            rows = slice(lo, lo + chunk)
+            k, k_t, u_c, v_c = kernel[rows], kernel_t[rows], u[rows], v[rows]
+            u_s, v_s, a_c, b_c = u_sum[rows], v_sum[rows], a_row[rows], b_row[rows]
+            for _ in range(start, stop):
+                torch.div(b_c, torch.bmm(u_c, k, out=v_s), out=v_c)
+                torch.div(a_c, torch.bmm(v_c, k_t, out=u_s), out=u_c)
+        start = stop
+        if tol > 0 and stop == checked + 1 and _scaling_error(kernel, u[:, 0], v[:, 0], b) < tol:
+            break
+    return u[:, 0], v[:, 0]
+
+
+@torch.no_grad()
+def _scaling_error(kernel: torch.Tensor, u: torch.Tensor, v: torch.Tensor, b: torch.Tensor) -> float:
+    """max_batch ‖Pᵀ1 - b‖₂ with Pᵀ1 = v ⊙ Kᵀu; one host sync."""
+    column = v * (u[:, None, :] @ kernel).squeeze(1)  # (B, m)
+    return torch.linalg.vector_norm(column - b, dim=-1).max().item()
 
 
 def _logsumexp(x: torch.Tensor) -> torch.Tensor:
