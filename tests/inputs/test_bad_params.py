@@ -43,9 +43,9 @@ BAD = [
     Bad("inf as text", "--set vqvae.lr", "finite number", ("vqvae.lr=inf",)),
     Bad("M not below K", "--set vqvae.codebook_size",
         r"ot.num_scene_tokens \(32\) must be smaller than vqvae.codebook_size \(16\)",
-        ("vqvae.codebook_size=16",)),
+        ("ot.source=codes", "vqvae.codebook_size=16")),
     Bad("M raised to K", "--set ot.num_scene_tokens", "must be smaller than vqvae.codebook_size",
-        ("ot.num_scene_tokens=512",)),
+        ("ot.source=codes", "ot.num_scene_tokens=512")),
     Bad("misspelt key", "--set vqvae.codebok_size", "did you mean 'vqvae.codebook_size'",
         ("vqvae.codebok_size=3",)),
     Bad("misspelt section", "--set vqae.lr", "vqae: unknown section; did you mean 'vqvae'",
@@ -105,7 +105,7 @@ BAD = [
     Bad("section in two files", "{dir}/vqvae.yaml:1", r"defined in two params files \(also "
         r".*extra.yaml:1\)", files={"extra.yaml": "vqvae:\n  lr: 0.1\n"}),
     Bad("M not below K in a file", "{dir}/vqvae.yaml:2", "must be smaller than vqvae.codebook_size",
-        files=vq("  codebook_size: 8\n")),
+        ("ot.source=codes",), files=vq("  codebook_size: 8\n")),
     Bad("section that is a number", "{dir}/vqvae.yaml:1", "vqvae: must be a valid dictionary",
         files={"vqvae.yaml": "vqvae: 3\n"}),
 ]  # fmt: skip
