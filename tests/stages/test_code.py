@@ -37,8 +37,9 @@ def test_the_hash_depends_on_content_not_on_where_the_package_lives(package: Pat
 @pytest.mark.parametrize(("module", "stages"), [
     # the validation rules prepare imports inside its body
     ("data/expectations.py", {"prepare"}),
-    # the feature streaming vqvae and finetune read (not features itself)
-    ("features/stream.py", {"vqvae", "finetune"}),
+    # the feature streaming vqvae and finetune read (not features itself); evaluate imports
+    # finetune's validation loop for its probes
+    ("features/stream.py", {"vqvae", "finetune", "evaluate"}),
     ("model/sinkhorn.py", {"finetune", "evaluate"}),
     ("evaluation/report.py", {"evaluate"}),
     ("evaluation/evaluator.py", {"finetune", "evaluate"}),  # via a lazy-export string
