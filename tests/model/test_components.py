@@ -3,13 +3,11 @@ step through SceneLLM and reloads identically, and weights saved before the slot
 
 from __future__ import annotations
 
-import json
 from typing import get_args
 
 import pytest
 import torch
-from safetensors.torch import save_file
-from test_scenellm import FEAT, build, tiny_bert, video_batch  # noqa: F401 - fixture
+from test_scenellm import FEAT, build, save_vqvae, tiny_bert, video_batch  # noqa: F401 - fixture
 
 from scenellm.config.schema import ModelParams
 from scenellm.model.checkpoint import load_finetuned, save_finetuned
@@ -82,13 +80,7 @@ def test_sge_reads_the_llm_prompt(tiny_bert):  # noqa: F811
 @pytest.mark.parametrize(("slot", "name"), COMPONENTS, ids=lambda c: str(c))
 def test_component_model_reloads_identically(tiny_bert, tmp_path, slot, name):  # noqa: F811
     model = build(tiny_bert, **{slot: name}).eval()
-    vq_dir = tmp_path / "vqvae"
-    vq_dir.mkdir()
-    save_file({k: v.contiguous() for k, v in model.vqvae.state_dict().items()},
-              vq_dir / "model.safetensors")
-    (vq_dir / "config.json").write_text(json.dumps(model.vqvae.config()))
-    save_file({"mean": torch.zeros(FEAT), "std": torch.ones(FEAT)},
-              vq_dir / "normalizer.safetensors")
+    vq_dir = save_vqvae(model, tmp_path / "vqvae")
     with torch.no_grad():
         expected = model(video_batch())
     save_finetuned(model, tmp_path / "model", vq_dir)

@@ -125,15 +125,20 @@ def test_temporal_switch_changes_what_a_frame_sees(tiny_bert):
     assert delta(temporal="mean") > 1e-4
 
 
-def test_saved_model_reloads_identically(tiny_bert, tmp_path):
-    model = build(tiny_bert).eval()
-    vq_dir = tmp_path / "vqvae"
+def save_vqvae(model: SceneLLM, vq_dir):
+    """The model's VQ-VAE as the vqvae stage writes it (weights, config, normaliser)."""
     vq_dir.mkdir()
     save_file({k: v.contiguous() for k, v in model.vqvae.state_dict().items()},
               vq_dir / "model.safetensors")
     (vq_dir / "config.json").write_text(json.dumps(model.vqvae.config()))
     save_file({"mean": torch.zeros(FEAT), "std": torch.ones(FEAT)},
               vq_dir / "normalizer.safetensors")
+    return vq_dir
+
+
+def test_saved_model_reloads_identically(tiny_bert, tmp_path):
+    model = build(tiny_bert).eval()
+    vq_dir = save_vqvae(model, tmp_path / "vqvae")
     with torch.no_grad():
         for q in model.adapter_parameters():  # LoRA B starts at 0: make adapters matter
             q.add_(0.01)
