@@ -11,6 +11,7 @@ import typer
 from scenellm.cli import audit as audit_cmd
 from scenellm.cli import config as config_cmd
 from scenellm.cli import data as data_cmd
+from scenellm.cli import detections as detections_cmd
 from scenellm.cli import dvc as dvc_cmd
 from scenellm.cli import predict as predict_cmd
 from scenellm.cli import promote as promote_cmd
@@ -26,6 +27,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(detections_cmd.app, name="detections")
 app.add_typer(dvc_cmd.app, name="dvc")
 
 SetOption = typer.Option(None, "--set", help="Override a param, e.g. --set vqvae.codebook_size=64 "
