@@ -200,3 +200,14 @@ def test_convert_sttran_refuses_pickled_code_and_tensors(tmp_path):
     sttran_pickle(tmp_path / "t.pkl", scores=torch.tensor([0.5, 0.9, 0.7]))
     with pytest.raises(UnsafePickleError, match="torch"):
         convert_sttran(tmp_path / "t.pkl")
+
+
+def test_frame_truth_puts_the_person_first_with_sttran_ids():
+    from scenellm.data.ag import FrameAnnotation, ObjectAnnotation
+    from scenellm.data.detections import frame_truth
+
+    cup = ObjectAnnotation(1, vocab.object_id("cup/glass/bottle"), (1.0, 2.0, 3.0, 4.0), (0,), (),
+                           ())
+    boxes, labels = frame_truth(FrameAnnotation(KEYS[0], ((5.0, 6.0, 7.0, 8.0),), (64, 48),
+                                                (cup,)))
+    assert boxes.tolist() == [[5, 6, 7, 8], [1, 2, 3, 4]] and labels.tolist() == [1, 11]

@@ -279,3 +279,12 @@ class Detections:
         ids = np.concatenate([EMPTY.labels, *(f.labels for f in self.per_frame)])
         counts = np.bincount(ids, minlength=len(vocab.STTRAN_OBJECT_CLASSES))
         return {vocab.STTRAN_OBJECT_CLASSES[i]: int(c) for i, c in enumerate(counts) if c}
+
+
+def frame_truth(frame) -> tuple[np.ndarray, np.ndarray]:
+    """The ground truth detector metrics compare against, for a loaded
+    :class:`scenellm.data.ag.FrameAnnotation`: boxes (1 + n, 4) float64 xyxy, the person
+    first, and their STTran ids (1 + n,) int64."""
+    boxes = np.array([frame.person_box, *(o.box for o in frame.objects)], dtype=np.float64)
+    labels = np.array([vocab.PERSON_ID, *(o.class_id for o in frame.objects)], dtype=np.int64)
+    return boxes, labels
