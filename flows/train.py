@@ -1,4 +1,4 @@
-"""The ``train`` flow: prepare → features → vqvae → finetune → evaluate, one Prefect task
+"""The ``train`` flow: prepare → features → detect → vqvae → finetune → evaluate, one Prefect task
 per stage, tracked in MLflow, the fine-tuned model registered with the champion rule.
 
 Stage reuse comes from the stage fingerprints (not Prefect's cache), so a re-run with

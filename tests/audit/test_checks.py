@@ -16,9 +16,10 @@ from mlflow import MlflowClient
 from scenellm.audit.checks import FAIL, NOT_CHECKABLE, PASS
 from scenellm.audit.report import audit
 from scenellm.errors import UserError
+from scenellm.stages.registry import PIPELINE
 
 pytestmark = pytest.mark.slow
-STAGES = ("prepare", "features", "vqvae", "finetune", "evaluate")
+STAGES = PIPELINE
 LINKS_PER_STAGE = ("run", "output", "record", "fingerprint")
 
 

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from scenellm.audit.checks import FAIL, PASS
 from scenellm.audit.report import audit
 from scenellm.audit.reproduce import compare, leaves
+from scenellm.stages.registry import PIPELINE
 
 
 def test_compare_is_exact_at_zero_tolerance_and_bounded_above_it():
@@ -51,7 +52,7 @@ def test_evaluation_reproduces_identical_metrics(env):
 def test_full_pipeline_reproduces_identical_metrics(env):
     rep = audit(env.run_id, env.repo, reproduce="full", log=False).reproduction
     assert rep.status == PASS, rep.detail
-    assert set(rep.stages) == {"prepare", "features", "vqvae", "finetune", "evaluate"}
+    assert set(rep.stages) == set(PIPELINE)
     assert all(s["fingerprint"] for s in rep.stages.values())
 
 

@@ -104,7 +104,8 @@ def one_video_batch_and_outputs(offset_objects: int = 0, offset_frames: int = 0)
         video_of_obj=torch.cat([torch.zeros(pad_o, dtype=torch.long),
                                 torch.full((n,), 1 if pad_o else 0)]),
         obj_pos=torch.zeros(pad_o + n, dtype=torch.long),
-        video_of_frame=torch.zeros(pad_f + 2, dtype=torch.long),
+        video_of_frame=torch.cat([torch.zeros(pad_f, dtype=torch.long),
+                                  torch.full((2,), 1 if pad_o else 0)]),
         frame_pos=torch.zeros(pad_f + 2, dtype=torch.long),
         frame_mask=torch.ones(1, 2, dtype=torch.bool),
         pair_idx=s["pair_idx"] + pad_o,
@@ -151,6 +152,33 @@ def test_predictions_have_every_field_local_to_the_video(offset):
     torch.testing.assert_close(pred["spatial_distribution"], out["spatial_logits"].sigmoid())
     torch.testing.assert_close(pred["contacting_distribution"],
                                out["contacting_logits"].sigmoid())
+
+
+def test_frames_count_from_the_videos_first_frame_even_when_it_holds_no_node():
+    """SGDET: a frame where the detector found no person has no node; the next frame's
+    predictions must still carry their own frame index, not 0."""
+    batch, out = one_video_batch_and_outputs(3, 2)
+    keep = torch.tensor([True, True, True, False, False, False, True, True])  # pad + frame 1
+    nodes = keep.nonzero().squeeze(1)
+    remap = torch.full((len(keep),), -1, dtype=torch.long)
+    remap[nodes] = torch.arange(len(nodes))
+    last_pair = torch.tensor([2])  # frame 1's pair (person 3, cup 4) of the video
+    batch = VideoBatch(**{**batch.__dict__,
+                          **{k: getattr(batch, k)[nodes] for k in (
+                              "obj_feats", "boxes", "boxes_norm", "labels", "is_person",
+                              "frame_of_obj", "video_of_obj", "obj_pos")},
+                          "pair_idx": remap[batch.pair_idx[last_pair]],
+                          **{k: getattr(batch, k)[last_pair] for k in (
+                              "frame_of_pair", "video_of_pair", "union_feats", "attention",
+                              "spatial", "contacting")}})
+    out = {**{k: v[nodes] for k, v in out.items() if k in ("object_logits", "labels")},
+           **{k: v[last_pair] for k, v in out.items() if k.endswith("_logits")
+              and k != "object_logits"},
+           "obj_scores": torch.tensor([0.9, 0.9, 0.9, 0.8, 0.4])}
+    pred = sttran_predictions(batch, out, 1)
+    assert pred["boxes"][:, 0].tolist() == [1.0, 1.0]
+    assert pred["im_idx"].tolist() == [1] and pred["pair_idx"].tolist() == [[0, 1]]
+    assert pred["pred_scores"].tolist() == pytest.approx([0.8, 0.4])  # the detector's
 
 
 def test_ground_truth_with_perfect_predictions_scores_full_recall():

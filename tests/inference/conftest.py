@@ -70,7 +70,9 @@ def champion(tmp_path_factory: pytest.TempPathFactory) -> Champion:
     base = tmp_path_factory.mktemp("champion")
     generate(base / "data", seed=11, videos=8, frames=5, size=(96, 72))
     project = make_project(base / "project", base / "data",
-                           {"prepare": {"validate_data": False}, "detector": {"epochs": 1}})
+                           {"prepare": {"validate_data": False}, "detector": {"epochs": 1},
+                            "detect": {"epochs": 1},
+                            "evaluate": {"modes": ["predcls", "sgcls", "sgdet"]}})
     saved = os.environ.pop("SCENELLM_HOME", None), os.environ.pop("MLFLOW_TRACKING_URI", None)
     try:
         with PipelineRun.open(project, load_params(project.params_dir), "train-test") as run:

@@ -106,7 +106,7 @@ def test_missing_frame_is_one_line(in_project, tmp_path):
 
 
 @pytest.mark.parametrize(("args", "fragment"), [
-    (("--mode", "sgdet"), "choose one of predcls, sgcls"),
+    (("--mode", "detect"), "choose one of predcls, sgcls, sgdet"),
     (("--out", "x.csv"), "write .jsonl or .parquet"),
     (("--model", "scenellm@nobody"), "not found in the MLflow store"),
     (("--model", "nothing-like-a-model"), "not a folder, NAME@ALIAS"),

@@ -1,6 +1,7 @@
 """The registered champion predicts: loaded by name in a fresh process it returns, for a test
-video, exactly the ranked triplets the evaluate stage scored; it carries its signature, an
-input example and everything inference needs."""
+video, exactly the ranked triplets the evaluate stage scored (PREDCLS, SGCLS, and SGDET from
+its own detection head); it carries its signature, an input example and everything inference
+needs."""
 
 from __future__ import annotations
 
@@ -36,11 +37,11 @@ def fresh_process_predict(champion, requests: pd.DataFrame, tmp: Path) -> pd.Dat
 
 def test_champion_in_a_fresh_process_predicts_what_evaluate_scored(champion, tmp_path):
     video = champion.test_videos()[0]
-    requests = pd.DataFrame({"data_root": str(champion.data), "video": video,
-                             "mode": ["predcls", "sgcls"]})
+    modes = ["predcls", "sgcls", "sgdet"]
+    requests = pd.DataFrame({"data_root": str(champion.data), "video": video, "mode": modes})
     got = fresh_process_predict(champion, requests, tmp_path)
-    expected = pd.concat([champion.scored(video, "predcls"), champion.scored(video, "sgcls")],
-                         ignore_index=True)
+    expected = pd.concat([champion.scored(video, mode) for mode in modes], ignore_index=True)
+    assert set(expected["mode"]) == set(modes)
     assert len(expected) > 0 and list(got.columns) == list(OUTPUT_COLUMNS)
     pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
@@ -65,9 +66,9 @@ def test_unknown_mode_or_missing_column_is_refused(champion):
 
     predictor, _ = load_predictor("scenellm@champion", champion.tracking_uri)
     video = champion.test_videos()[0]
-    with pytest.raises(PredictionRequestError, match="choose one of predcls, sgcls"):
+    with pytest.raises(PredictionRequestError, match="choose one of predcls, sgcls, sgdet"):
         predictor.predict(pd.DataFrame({"data_root": [str(champion.data)], "video": [video],
-                                        "mode": ["sgdet"]}))
+                                        "mode": ["detect"]}))
     with pytest.raises(PredictionRequestError, match="missing data_root"):
         predictor.predict(pd.DataFrame({"video": [video]}))
 

@@ -15,6 +15,7 @@ from tiny_project import make_project
 
 from scenellm.data.synth import generate
 from scenellm.data.version import dvc_md5
+from scenellm.stages.registry import PIPELINE
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -71,15 +72,14 @@ def test_lineage_tags_match_data_commit_and_fingerprints(two_runs):
     assert tags["scenellm.data_md5"] == dvc_md5(data)
     assert tags["scenellm.git_commit"] == git(root, "rev-parse", "HEAD")
     stages = root / ".scenellm" / "artifacts" / "stages"
-    for name in ("prepare", "features", "vqvae", "finetune", "evaluate"):
+    for name in PIPELINE:
         record = json.loads(next((stages / name).glob("*/_SUCCESS.json")).read_text())
         assert tags[f"scenellm.stage.{name}.fingerprint"] == record["fingerprint"]
         assert tags[f"scenellm.stage.{name}.output_hash"] == record["output_hash"]
     assert tags["scenellm.prefect_flow_run_id"]
     children = c.search_runs([runs[0].info.experiment_id],
                              f"tags.mlflow.parentRunId = '{runs[0].info.run_id}'")
-    assert sorted(r.data.tags["mlflow.runName"] for r in children) == sorted(
-        ["prepare", "features", "vqvae", "finetune", "evaluate"])
+    assert sorted(r.data.tags["mlflow.runName"] for r in children) == sorted(PIPELINE)
 
 
 def test_rerun_registers_nothing_new(two_runs):

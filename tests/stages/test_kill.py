@@ -23,11 +23,14 @@ from scenellm.stages.base import SUCCESS, tree_hash
 
 pytestmark = pytest.mark.slow
 
-# point@n: the n-th time the point is reached. Tiny params: vqvae 3 epochs, finetune 1 + 1.
+# point@n: the n-th time the point is reached. Tiny params: detect 1 epoch, vqvae 3 epochs,
+# finetune 1 + 1.
 KILL_POINTS = {
     "features": ["features.detector_saved", "features.shard_written@1",
                  "features.shard_written@6", "atomic_write.before_replace@4",
                  "features.manifest_written", "stage.body_done", "stage.record_written"],
+    "detect": ["checkpoint.written@1", "detect.head_saved", "detect.shard_written@2",
+               "stage.record_written"],
     "vqvae": ["vqvae.best_saved@1", "checkpoint.written@1", "publish.exchanged@1",
               "checkpoint.written@3", "vqvae.model_saved", "vqvae.best_removed",
               "stage.body_done", "stage.record_written"],
@@ -35,7 +38,7 @@ KILL_POINTS = {
                  "finetune.history_written", "stage.body_done", "stage.record_written"],
 }
 CASES = [(stage, point) for stage, points in KILL_POINTS.items() for point in points]
-SETS = ["--set", "vqvae.epochs=3"]
+SETS = ["--set", "vqvae.epochs=3", "--set", "evaluate.modes=[predcls,sgcls,sgdet]"]
 
 
 @pytest.fixture(scope="module")

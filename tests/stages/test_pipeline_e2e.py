@@ -17,6 +17,7 @@ from scenellm.config.load import load_params
 from scenellm.data.synth import generate
 from scenellm.stages.base import SUCCESS, tree_hash
 from scenellm.stages.pipeline import run_until
+from scenellm.stages.registry import PIPELINE
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +39,7 @@ def first_run(tmp_path_factory, dataset):
 
 def test_all_stages_computed_then_reused(first_run):
     project, params, results = first_run
-    assert [r.reused for r in results.values()] == [False] * 5
+    assert [r.reused for r in results.values()] == [False] * len(PIPELINE)
     again = run_until("evaluate", params, project)
     assert all(r.reused for r in again.values())
     assert {k: r.fingerprint for k, r in again.items()} == \

@@ -12,6 +12,7 @@ from scenellm.project import Project
 REPO = Path(__file__).resolve().parents[2]
 TINY = {
     "detector": {"epochs": 1, "batch_size": 4},
+    "detect": {"epochs": 1, "batch_size": 4},
     "vqvae": {"codebook_size": 16, "code_dim": 16, "hidden_dim": 32, "epochs": 2,
               "batch_size": 64},
     "model": {"d_model": 32},

@@ -1,8 +1,8 @@
 """The lineage graph of an audit and its inline SVG drawing.
 
 Two rows: the run's context (git commit, params, parent flow / study, the run, its
-registered model) above the pipeline (data version → prepare → features → vqvae →
-finetune → evaluate → reproduction). Edges follow each stage's declared upstream stages;
+registered model) above the pipeline (data version → prepare → features → detect →
+vqvae → finetune → evaluate → reproduction). Edges follow each stage's declared upstream stages;
 a node is coloured by the worst state of its checks.
 """
 

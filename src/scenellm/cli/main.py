@@ -48,7 +48,7 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
                                       help="Print the version and exit.")) -> None:
     """Experiment platform for dynamic scene graph generation with SceneLLM.
 
-    Stages: prepare → features → vqvae → finetune → evaluate. Run `scenellm run` for the
+    Stages: prepare → features → detect → vqvae → finetune → evaluate. Run `scenellm run` for the
     whole pipeline on the embedded defaults, `scenellm run --dry-run` to see what it would
     do, `scenellm config show` for the params it would use.
     """
@@ -99,8 +99,8 @@ DryRunOption = typer.Option(False, "--dry-run", help="Print, per stage, whether 
 @app.command()
 @user_errors
 def stage(
-    name: str = typer.Argument(..., help="Stage to run: prepare, features, vqvae, finetune, "
-                                         "evaluate. Upstream stages run (or are reused) first."),
+    name: str = typer.Argument(..., help="Stage to run: prepare, features, detect, vqvae, "
+                                         "finetune, evaluate. Upstream stages run (or are reused) first."),
     overrides: list[str] = SetOption,
     params_dir: Path = ParamsOption,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),

@@ -15,7 +15,8 @@ ModelOption = typer.Option("scenellm@champion", "--model", help="scenellm@ALIAS,
 DataOption = typer.Option(None, "--data", help="Action Genome folder (annotations/, frames/); "
                           "default: the project's data.root.")
 ModeOption = typer.Option("predcls", "--mode", help="predcls: ground-truth boxes and labels; "
-                          "sgcls: ground-truth boxes, predicted labels.")
+                          "sgcls: ground-truth boxes, predicted labels; sgdet: boxes, labels "
+                          "and scores from the model's detection head.")
 
 
 def _data_root(data: Path | None) -> Path:

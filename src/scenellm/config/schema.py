@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-Stage = Literal["prepare", "features", "vqvae", "finetune", "evaluate"]  # pipeline order
+Stage = Literal["prepare", "features", "detect", "vqvae", "finetune", "evaluate"]  # pipeline order
 STAGE_NAMES: tuple[str, ...] = get_args(Stage)
 INT_MAX = 2**31 - 1
 
@@ -76,6 +76,31 @@ class DetectorParams(Section):
     batch_size: PositiveInt = Field(16, description="Frames per batch.")
     device: Device = Field("auto", description="auto | cpu | cuda | cuda:N.")
     seed: Seed = Field(0, description="Seed of detector training.")
+
+
+class DetectParams(Section):
+    source: Literal["train", "file"] = Field(
+        "train", description="SGDET boxes: 'train' a centre-point head on the detector "
+                             "backbone, or read them from `file`.")
+    file: NonEmpty | None = Field(
+        None, description="Detections .npz in the documented format (docs/detections.md), "
+                          "for source=file; its content is part of the stage fingerprint.")
+    hidden: PositiveInt = Field(32, description="Channels of the head's dilated convolutions.")
+    epochs: PositiveInt = Field(12, description="Epochs of detection-head training.")
+    lr: PositiveFloat = Field(3e-3, description="Adam learning rate of the detection head.")
+    batch_size: PositiveInt = Field(32, description="Frames per batch.")
+    budget: PositiveInt = Field(
+        12, description="Detections kept per frame besides the person (SGDET's proposals).")
+    min_score: Float = Field(0.05, ge=0, lt=1, description="Score below which a detection "
+                                                           "is dropped (the person is kept).")
+    device: Device = Field("auto", description="auto | cpu | cuda | cuda:N.")
+    seed: Seed = Field(0, description="Seed of head training.")
+
+    @model_validator(mode="after")
+    def _file_for_source(self) -> DetectParams:
+        if self.source == "file" and self.file is None:
+            raise ValueError("detect.source=file needs detect.file (a detections .npz)")
+        return self
 
 
 class VQVAEParams(Section):
@@ -164,8 +189,9 @@ class FinetuneParams(Section):
 
 
 class EvaluateParams(Section):
-    modes: list[Literal["predcls", "sgcls"]] = Field(
-        ["predcls", "sgcls"], min_length=1, max_length=2, description="Modes (each once).")
+    modes: list[Literal["predcls", "sgcls", "sgdet"]] = Field(
+        ["predcls", "sgcls"], min_length=1, max_length=3,
+        description="Modes (each once); sgdet scores the detect stage's boxes.")
     iou_threshold: Float = Field(0.5, gt=0, le=1, description="Box IoU threshold.")
     semi_threshold: Float = Field(0.9, gt=0, lt=1, description="Score threshold of 'semi'.")
 
@@ -174,7 +200,7 @@ class OrchestrationParams(Section):
     retries: Int = Field(1, ge=0, description="Task retries for transient failures.")
     retry_delay_seconds: Float = Field(5.0, ge=0, description="First retry delay (backs off).")
     timeout_seconds: dict[Stage, PositiveFloat] = Field(
-        default_factory=lambda: {"prepare": 600, "features": 1800, "vqvae": 1800,
+        default_factory=lambda: {"prepare": 600, "features": 1800, "detect": 1800, "vqvae": 1800,
                                  "finetune": 7200, "evaluate": 1800},
         description="Per-stage timeout.",
     )
@@ -188,6 +214,7 @@ class Params(Section):
     data: DataParams = DataParams()
     prepare: PrepareParams = PrepareParams()
     detector: DetectorParams = DetectorParams()
+    detect: DetectParams = DetectParams()
     vqvae: VQVAEParams = VQVAEParams()
     model: ModelParams = ModelParams()
     ot: OTParams = OTParams()

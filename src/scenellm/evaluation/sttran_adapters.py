@@ -66,14 +66,19 @@ def sttran_predictions(batch: VideoBatch, out: Mapping[str, torch.Tensor],
                        b: int) -> dict[str, torch.Tensor]:
     """STTran's ``pred`` dict for video ``b`` of a batch from model outputs
     (``object_logits`` (N, C), ``labels`` (N,), ``attention_logits`` (P, 3),
-    ``spatial_logits`` (P, 6), ``contacting_logits`` (P, 17))."""
+    ``spatial_logits`` (P, 6), ``contacting_logits`` (P, 17)); ``obj_scores`` (N,), when
+    given, are the object scores (SGDET's detector scores) instead of the classifier's."""
     objs = (batch.video_of_obj == b).nonzero().squeeze(1)
     pairs = (batch.video_of_pair == b).nonzero().squeeze(1)
-    first_obj, first_frame = int(objs[0]), int(batch.frame_of_obj[objs[0]])
+    # the video's first frame, which need not hold a node (an SGDET frame may have none)
+    first_obj = int(objs[0])
+    first_frame = int((batch.video_of_frame == b).nonzero()[0, 0])
     frame_local = (batch.frame_of_obj[objs] - first_frame).float()
     obj_probs = out["object_logits"][objs].softmax(-1)
     pred_scores = obj_probs.gather(1, out["labels"][objs, None]).squeeze(1)
     pred_scores = torch.where(batch.is_person[objs], torch.ones_like(pred_scores), pred_scores)
+    if "obj_scores" in out:  # SGDET: the detector's score of every node, the person's too
+        pred_scores = out["obj_scores"][objs].float()
     return {
         "boxes": torch.cat([frame_local[:, None], batch.boxes[objs]], 1).cpu(),
         "labels": batch.labels[objs].cpu(),

@@ -86,46 +86,63 @@ def video_shard(detector, data_root: Path, frames: pd.DataFrame, objects: pd.Dat
     """Feature shard of one video (``frames``/``objects`` rows of that video only)."""
     frames = frames.sort_values("frame_index")
     by_frame = {k: g for k, g in objects.groupby("frame_key")}
-    boxes, labels, obj_index, frame_index, pairs, im_idx = [], [], [], [], [], []
-    offset = 0
+    nodes = []
     for _, frame in frames.iterrows():
         b, lab, idx = frame_nodes(frame, by_frame.get(frame["frame_key"], objects.iloc[:0]))
-        boxes.append(b)
-        labels.append(lab)
-        obj_index.append(idx)
+        nodes.append((b, lab, idx, np.ones(len(b), np.float32)))
+    return nodes_shard(detector, data_root, frames, nodes, device, batch_size, "gt")
+
+
+@torch.no_grad()
+def nodes_shard(detector, data_root: Path, frames: pd.DataFrame, nodes: list[tuple],
+                device: torch.device, batch_size: int, box_source: str) -> tuple[dict, dict]:
+    """Feature shard of one video from each frame's nodes ``(boxes (k, 4), STTran ids (k,),
+    object indices (k,), scores (k,))``, person first (ground truth, or SGDET detections
+    with object index -1); one (person, object) pair per other node. A frame without nodes
+    adds none. ``frames`` are the video's rows sorted by ``frame_index``."""
+    boxes, labels, obj_index, scores, frame_index, pairs, im_idx = [], [], [], [], [], [], []
+    offset = 0
+    for (_, frame), (b, lab, idx, score) in zip(frames.iterrows(), nodes, strict=True):
+        boxes.append(np.asarray(b, np.float32).reshape(-1, 4))
+        labels.append(np.asarray(lab, np.int64))
+        obj_index.append(np.asarray(idx, np.int64))
+        scores.append(np.asarray(score, np.float32))
         frame_index.append(np.full(len(b), frame["frame_index"], np.int64))
-        pairs.append(np.stack([np.full(len(b) - 1, offset), offset + np.arange(1, len(b))], 1))
-        im_idx.append(np.full(len(b) - 1, frame["frame_index"], np.int64))
+        n_pairs = max(len(b) - 1, 0)
+        pairs.append(np.stack([np.full(n_pairs, offset), offset + np.arange(1, n_pairs + 1)], 1))
+        im_idx.append(np.full(n_pairs, frame["frame_index"], np.int64))
         offset += len(b)
     boxes_np, frame_np = np.vstack(boxes), np.concatenate(frame_index)
-    pairs_np, im_np = np.vstack(pairs).astype(np.int64), np.concatenate(im_idx)
+    pairs_np, im_np = np.vstack(pairs).astype(np.int64).reshape(-1, 2), np.concatenate(im_idx)
     unions = union_boxes(boxes_np, pairs_np)
 
     obj_feats, union_feats = [], []
     keys = frames["frame_key"].tolist()
+    positions = frames["frame_index"].to_numpy()
     for start in range(0, len(keys), batch_size):
         chunk = list(range(start, min(start + batch_size, len(keys))))
         fmap = detector.feature_map(stack_frames([load_frame(data_root, keys[i])
                                                   for i in chunk]).to(device))
+        first, last = positions[chunk[0]], positions[chunk[-1]]
         for feats, rows_boxes, rows_frame in ((obj_feats, boxes_np, frame_np),
                                               (union_feats, unions, im_np)):
-            sel = (rows_frame >= start) & (rows_frame < chunk[-1] + 1)
-            rois = np.hstack([(rows_frame[sel] - start)[:, None].astype(np.float32),
-                              rows_boxes[sel]])
+            sel = (rows_frame >= first) & (rows_frame <= last)
+            rois = np.hstack([np.searchsorted(positions, rows_frame[sel])[:, None]
+                              .astype(np.float32) - start, rows_boxes[sel]])
             feats.append(detector.roi_features(fmap, torch.from_numpy(rois).to(device))
                          .float().cpu())
     tensors = {
         "obj_feats": torch.cat(obj_feats).contiguous(),
         "boxes": torch.from_numpy(boxes_np),
         "labels": torch.from_numpy(np.concatenate(labels)),
-        "scores": torch.ones(len(boxes_np)),
+        "scores": torch.from_numpy(np.concatenate(scores)),
         "frame_index": torch.from_numpy(frame_np),
         "obj_index": torch.from_numpy(np.concatenate(obj_index)),
         "pair_idx": torch.from_numpy(pairs_np),
         "im_idx": torch.from_numpy(im_np),
         "union_feats": torch.cat(union_feats).contiguous(),
     }
-    meta = {"box_source": "gt", "split": str(frames["split"].iloc[0]),
+    meta = {"box_source": box_source, "split": str(frames["split"].iloc[0]),
             "width": str(int(frames["width"].iloc[0])),
             "height": str(int(frames["height"].iloc[0]))}
     return tensors, meta

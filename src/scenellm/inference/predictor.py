@@ -1,7 +1,8 @@
 """Requests → scene graphs: ``ScenePredictor.predict`` takes a DataFrame with one row per
 video (``data_root``, ``video``, optional ``mode``: ``predcls`` (default, ground-truth boxes
-and labels) or ``sgcls`` (ground-truth boxes)) and returns the triplet table of
-:mod:`scenellm.inference.scene_graphs`, videos in request order.
+and labels), ``sgcls`` (ground-truth boxes) or ``sgdet`` (the bundle's detection head finds
+the boxes)) and returns the triplet table of :mod:`scenellm.inference.scene_graphs`, videos
+in request order.
 
 A data root is read as the prepare stage reads it (STTran's filtering with the model's
 ``min_frames``, every kept frame checked); a video's detector features are computed from its
@@ -42,6 +43,35 @@ class ComputedShards:
         return self.shards[video]
 
 
+class DetectedShards(ComputedShards):
+    """Shards over SGDET's nodes: the detection head's boxes, computed from the frames as the
+    detect stage computes them, on first read."""
+
+    def __init__(self, detector, head, config: dict, root: Path, tables: dict, device,
+                 batch_size: int) -> None:
+        super().__init__(detector, root, tables, device, batch_size)
+        self.head, self.config = head, config
+
+    def read_shard(self, video: str) -> dict:
+        import numpy as np
+
+        from scenellm.data.vocab import PERSON_ID
+        from scenellm.features.detection_head import detect_nodes
+        from scenellm.features.frames import nodes_shard
+
+        if video not in self.shards:
+            frames = self.frames[video].sort_values("frame_index")
+            batch = self.config["batch_size"]  # the detect stage's, for equal float sums
+            found = detect_nodes(self.detector, self.head, self.root, frames, self.device,
+                                 batch, self.config["budget"], self.config["min_score"],
+                                 PERSON_ID)
+            nodes = [(n.boxes, n.labels, np.where(n.labels == PERSON_ID, 0, -1), n.scores)
+                     for n in found]
+            self.shards[video] = nodes_shard(self.detector, self.root, frames, nodes,
+                                             self.device, batch, "proposals")[0]
+        return self.shards[video]
+
+
 class DataSource:
     """One data root's filtered tables and its videos' features."""
 
@@ -54,7 +84,28 @@ class DataSource:
         self.shards = ComputedShards(predictor.detector, root, tables, predictor.device,
                                      predictor.meta["detector_batch_size"])
         self.data = SceneGraphData.from_tables(self.shards, tables)
+        self.detected = None
+        if predictor.head is not None:
+            self.detected_shards = DetectedShards(
+                predictor.detector, *predictor.head, root, tables, predictor.device,
+                predictor.meta["detector_batch_size"])
+            self.detected = SceneGraphData.from_tables(self.detected_shards, tables)
         self.root = root
+
+    def for_mode(self, mode: str):
+        """The data a mode reads: ground-truth boxes, or (SGDET) the detector's nodes."""
+        if mode != "sgdet":
+            return self.data
+        if self.detected is None:
+            raise PredictionRequestError(
+                "this model has no detection head (its detect stage read boxes from a "
+                "detections file), so it cannot predict in sgdet; use predcls or sgcls.")
+        return self.detected
+
+    def forget(self, video: str) -> None:
+        self.shards.shards.pop(video, None)  # features are cheap next to memory
+        if self.detected is not None:
+            self.detected_shards.shards.pop(video, None)
 
     def video_id(self, name: str) -> str:
         """``name`` as a kept video id (``VID`` or ``VID.mp4``)."""
@@ -76,8 +127,9 @@ def data_key(root: Path) -> tuple:
 class ScenePredictor:
     """The packaged model: SceneLLM, its detector and the bundle's params (``meta``)."""
 
-    def __init__(self, model, detector, meta: dict, device) -> None:
+    def __init__(self, model, detector, meta: dict, device, head=None) -> None:
         self.model, self.detector, self.meta, self.device = model, detector, meta, device
+        self.head = head  # (CenterHead, head.json) for SGDET, or None
         self._sources: dict[str, tuple[tuple, DataSource]] = {}
 
     def source(self, data_root: str) -> DataSource:
@@ -98,9 +150,10 @@ class ScenePredictor:
         for root, video, mode in read_requests(requests):
             source = self.source(root)
             video = source.video_id(video)
-            for batch, out in scene_graphs(self.model, source.data, [video], mode, self.device):
-                tables.append(triplet_table(source.data, batch, out, mode))
-            source.shards.shards.pop(video, None)  # features are cheap next to memory
+            data = source.for_mode(mode)
+            for batch, out in scene_graphs(self.model, data, [video], mode, self.device):
+                tables.append(triplet_table(data, batch, out, mode))
+            source.forget(video)
         return pd.concat(tables, ignore_index=True) if tables else empty_table()
 
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from scenellm.model.batch import VideoBatch
     from scenellm.model.scene_graph_data import SceneGraphData
 
-MODES = ("predcls", "sgcls")
+MODES = ("predcls", "sgcls", "sgdet")
 # Column → type of the prediction table (MLflow signature types; "double[]" is a list).
 OUTPUT_COLUMNS: dict[str, str] = {
     "video": "string", "mode": "string", "frame": "string", "frame_index": "long",
@@ -44,14 +44,20 @@ def empty_table() -> pd.DataFrame:
 def scene_graphs(model, data: SceneGraphData, videos: Iterable[str], mode: str,
                  device: torch.device) -> Iterator[tuple[VideoBatch, dict[str, torch.Tensor]]]:
     """``(batch, outputs)`` of each video, both on the CPU: the batch holds that video alone,
-    the outputs are the model's tensors (logits, ``labels``) for it."""
+    the outputs are the model's tensors (logits, ``labels``; in SGDET, where ``data`` holds
+    detected nodes, ``obj_scores``) for it."""
     import torch
 
     for video in videos:
         batch = data.batch([video]).to(device)
         with torch.no_grad():
-            out = {k: v.cpu() for k, v in model(batch, mode=mode).items()
+            # SGDET: the data holds the detector's nodes; the model reads their labels as
+            # given (as in PREDCLS), and their scores are the detector's
+            out = {k: v.cpu() for k, v in model(batch, mode="predcls" if mode == "sgdet"
+                                                  else mode).items()
                    if isinstance(v, torch.Tensor)}
+        if mode == "sgdet":
+            out["obj_scores"] = data.store.read_shard(video)["scores"]
         yield batch.to(torch.device("cpu")), out
 
 

@@ -14,8 +14,8 @@ in one rename. A folder without that record is never reused; one whose files no 
 match their manifest is recomputed, never consumed. A file lock per fingerprint makes
 concurrent workers (threads, processes, study trials) compute each output once.
 
-Failure and kills: a resumable stage (``resumable=True``: features, vqvae, finetune) keeps
-its ``.partial`` so the next run resumes it; any other stage's ``.partial`` is removed when
+Failure and kills: a resumable stage (``resumable=True``: features, detect, vqvae,
+finetune) keeps its ``.partial`` so the next run resumes it; any other stage's ``.partial`` is removed when
 the body fails, and under the lock before the next attempt. ``killpoint`` marks the places
 the crash-safety harness kills the process.
 """
@@ -57,6 +57,8 @@ class StageSpec:
     reads_data: bool = True
     resumable: bool = False
     module: str | None = None  # entry module of the code closure; default the stage's own
+    # params keys ("section.field") naming input files: their content joins the fingerprint
+    files: tuple[str, ...] = ()
 
     @property
     def entry(self) -> str:
@@ -115,7 +117,24 @@ def fingerprint_inputs(spec: StageSpec, params: Params, data_version: str,
         "params": section_digest(params, spec.sections),
         "upstream": {name: upstream[name] for name in spec.upstream},
         "code": code_hash(spec.entry, spec.extra),
+        **({"files": input_files(spec, params)} if spec.files else {}),
     }
+
+
+def input_files(spec: StageSpec, params: Params) -> dict[str, str | None]:
+    """sha256 of each input file a stage's params name (None where the param is unset)."""
+    out: dict[str, str | None] = {}
+    for key in spec.files:
+        section, field_name = key.split(".")
+        value = getattr(getattr(params, section), field_name)
+        if value is None:
+            out[key] = None
+            continue
+        path = Path(value)
+        if not path.is_file():
+            raise UserError(f"{key}: {path} is not a file; the {spec.name} stage reads it.")
+        out[key] = io.sha256_file(path)
+    return out
 
 
 def fingerprint(spec: StageSpec, params: Params, data_version: str,

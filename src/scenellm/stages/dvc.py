@@ -31,6 +31,8 @@ HISTORY_PLOTS = {
                  "title": "Detector training: loss and accuracy on the training crops"},
     "vqvae": {"x": "epoch", "y": ["recon_mse", "holdout_recon_mse"],
               "title": "VQ-VAE reconstruction per epoch"},
+    "detect": {"x": "epoch", "y": ["loss", "focal"],
+               "title": "SGDET detection head: loss and its centre heat-map (focal) part"},
     "finetune": {"x": "epoch", "y": ["val_predcls_R@20", "train_loss_total"],
                  "title": "Fine-tuning: validation PREDCLS R@20 and training loss"},
 }
@@ -57,13 +59,25 @@ def code_deps(spec, repo_root: Path) -> list[str]:
     return sorted(p.resolve().relative_to(repo_root.resolve()).as_posix() for p in files)
 
 
+def input_file_deps(spec, params_dir: Path) -> list[str]:
+    """The files the stage's params name (``StageSpec.files``), as the params set them."""
+    if not spec.files:
+        return []
+    from scenellm.config.load import load_params
+
+    params = load_params(params_dir)
+    values = [getattr(getattr(params, k.split(".")[0]), k.split(".")[1]) for k in spec.files]
+    return [str(v) for v in values if v is not None]
+
+
 def stage_entry(spec, params_dir: Path, repo_root: Path) -> dict[str, Any]:
     files = section_files(params_dir)
     by_file: dict[str, list[str]] = {}
     for section in spec.sections:
         by_file.setdefault(f"params/{files[section]}", []).append(section)
     deps = (["data"] if spec.reads_data else []) + \
-        [f"outputs/{u}" for u in spec.upstream] + code_deps(spec, repo_root)
+        [f"outputs/{u}" for u in spec.upstream] + code_deps(spec, repo_root) + \
+        input_file_deps(spec, params_dir)
     return {
         "cmd": f"scenellm stage {spec.name} --publish outputs/{spec.name} "
                f"--metrics metrics/{spec.name}.json"

@@ -1,5 +1,8 @@
-"""``evaluate``: the fine-tuned SceneLLM beside its references on the test split, in PREDCLS
-and SGCLS, under the with / semi / no constraints (STTran's evaluator semantics).
+"""``evaluate``: the fine-tuned SceneLLM beside its references on the test split, in PREDCLS,
+SGCLS and (``evaluate.modes`` with ``sgdet``) SGDET, under the with / semi / no constraints
+(STTran's evaluator semantics). In SGDET the model and every reference read the detect
+stage's nodes (boxes, labels and scores of the detector) and a triplet counts only when both
+boxes overlap ground truth (IoU >= ``evaluate.iou_threshold``).
 
 References, fitted on the train split and scored on the same frames by the same evaluator:
 the frequency baseline, box-only gradient-boosted trees per frame and with frames t-3..t+2
@@ -30,7 +33,7 @@ from scenellm.stages.base import StageContext, StageSpec
 SPEC = StageSpec(
     name="evaluate",
     sections=("evaluate",),
-    upstream=("prepare", "features", "finetune"),
+    upstream=("prepare", "features", "detect", "finetune"),
 )
 PRIMARY = PRIMARY_METRIC
 WINDOW = (-3, 2)  # frames the temporal trees see around each pair's frame
@@ -136,6 +139,8 @@ def run(ctx: StageContext) -> dict:
     p = ctx.params.evaluate
     device = select_device("auto")
     data = SceneGraphData(ctx.input_path("features"), ctx.input_path("prepare"))
+    detected = SceneGraphData(ctx.input_path("detect") / "store", ctx.input_path("prepare")) \
+        if "sgdet" in p.modes else None
     model = load_finetuned(ctx.input_path("finetune") / "model", device=str(device))
     references, classifier = fit_references(data, data.videos("train"), seed=0)
     test = data.videos("test")
@@ -153,8 +158,9 @@ def run(ctx: StageContext) -> dict:
                 ag_evaluator, mode, "with", p.iou_threshold, p.semi_threshold))
                            for who in results}
             frames[mode] = []
-            for batch, out in scene_graphs(model, data, test, mode, device):
-                labels = out if mode == "predcls" else \
+            source = detected if mode == "sgdet" else data  # SGDET: the detector's nodes
+            for batch, out in scene_graphs(model, source, test, mode, device):
+                labels = out if mode != "sgcls" else \
                     classifier.outputs(batch, len(vocab.STTRAN_OBJECT_CLASSES))
                 outputs = {"model": out, **{name: reference_outputs(name, ref, labels, batch)
                                             for name, ref in references.items()}}
@@ -167,7 +173,7 @@ def run(ctx: StageContext) -> dict:
                     for c in CONSTRAINTS:
                         scored[who][c].evaluate_scene_graph(gt, pred)
                     by_distance[who].evaluate_scene_graph(gt, pred, width)
-                predictions.append(triplet_table(data, batch, out, mode))
+                predictions.append(triplet_table(source, batch, out, mode))
                 bar.update(advance=1)
             for who in results:
                 results[who][mode] = {c: {**scored[who][c].summary(),
@@ -192,12 +198,25 @@ def run(ctx: StageContext) -> dict:
     (ctx.workdir / "summary.json").write_text(json.dumps(flat, indent=2, sort_keys=True))
     (ctx.workdir / "baseline.json").write_text(json.dumps(references["baseline"].to_dict()))
     (ctx.workdir / "table.txt").write_text(render_table(results) + "\n"
-                                           + render_distance_table(distance))
+                                           + render_distance_table(distance)
+                                           + detector_line(ctx, p.modes))
     ids = f"data {ctx.data_version[:12]}  ·  evaluate {ctx.fingerprint[:12]}"
     plot_distance(distance, ctx.workdir / "distance.png")
     plot_recalls(results, ctx.workdir / "recall.png", ids)
     plot_per_predicate(results, ctx.workdir / "per_predicate.png", ids=ids)
     return flat
+
+
+def detector_line(ctx: StageContext, modes: list[str]) -> str:
+    """SGDET's boxes in one line: the detect stage's mAP and box recall beside the prior."""
+    if "sgdet" not in modes:
+        return ""
+    found = json.loads((ctx.input_path("detect") / "metrics.json").read_text())
+    recall = next(k for k in found["detector"] if k.startswith("recall@"))
+    return ("\nSGDET boxes (test): " + "; ".join(
+        f"{who} mAP@0.5 {100 * m['mAP@0.5']:.2f}, {recall} {100 * m[recall]:.2f}"
+        for who, m in (("detector", found["detector"]), ("class prior", found["prior"])))
+        + "\n")
 
 
 def probe_deltas(model, data, videos: list[str], device, batch_videos: int = 4) -> dict:

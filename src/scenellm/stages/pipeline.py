@@ -15,7 +15,7 @@ from scenellm.project import Project
 from scenellm.stages.base import StageResult, run_stage
 from scenellm.stages.registry import stage_module, upstream_closure
 
-TRAINING_STAGES = ("features", "vqvae", "finetune")  # features trains the detector
+TRAINING_STAGES = ("features", "detect", "vqvae", "finetune")  # features trains the detector
 MetricsLogger = Callable[[str, dict[str, float], int | None], None]
 
 

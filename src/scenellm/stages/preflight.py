@@ -4,7 +4,9 @@
   config loads; with ``llm.mode`` lora, every ``lora.target_modules`` entry names a Linear
   layer of that model (the model is built on the meta device: no weights are read);
 - a ``resnet`` detector has a ``detector.checkpoint`` file;
-- the requested devices (``detector.device``, ``finetune.device``) exist;
+- with ``detect.source=file``, ``detect.file`` is a valid detections file
+  (:mod:`scenellm.data.detections`);
+- the requested devices (``detector.device``, ``detect.device``, ``finetune.device``) exist;
 - the component options (``model.spatial_options`` …) are fields of the chosen
   components' configs.
 
@@ -64,6 +66,7 @@ def check_devices(params: Params) -> None:
     from scenellm.device import select_device
 
     for key, preference in (("detector.device", params.detector.device),
+                            ("detect.device", params.detect.device),
                             ("finetune.device", params.finetune.device)):
         try:
             select_device(preference)
@@ -79,6 +82,19 @@ def check_detector(params: Params) -> None:
                             "file (no weights can be downloaded); set detector.checkpoint.")
         if not Path(p.checkpoint).expanduser().is_file():
             raise UserError(f"detector.checkpoint: {p.checkpoint} does not exist.")
+
+
+def check_detections(params: Params) -> None:
+    """The whole detections file is read and validated before any stage runs."""
+    from scenellm.data.detections import Detections
+
+    if params.detect.source != "file":
+        return
+    path = Path(params.detect.file).expanduser()
+    if not path.is_file():
+        raise UserError(f"detect.file: {path} does not exist; it should be a detections .npz "
+                        "(docs/detections.md).")
+    Detections.read(path)
 
 
 def check_components(params: Params) -> None:
@@ -104,7 +120,9 @@ def preflight(params: Params, target: str = "evaluate") -> None:
     stages = set(upstream_closure(target))
     if "features" in stages:
         check_detector(params)
-    if stages & {"features", "finetune"}:
+    if "detect" in stages:
+        check_detections(params)
+    if stages & {"features", "detect", "finetune"}:
         check_devices(params)
     if "finetune" in stages:
         check_components(params)

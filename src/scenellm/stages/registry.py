@@ -8,7 +8,7 @@ from types import ModuleType
 
 from scenellm.errors import UserError
 
-PIPELINE = ("prepare", "features", "vqvae", "finetune", "evaluate")
+PIPELINE = ("prepare", "features", "detect", "vqvae", "finetune", "evaluate")
 
 
 def available() -> tuple[str, ...]:

@@ -7,8 +7,8 @@ import json
 from scenellm.evaluation import PRIMARY_METRIC
 
 REFERENCES = ("baseline", "trees", "trees_temporal")
-HEADLINE = tuple(f"{mode}_{c}_{k}" for mode in ("predcls", "sgcls") for c in ("with", "no")
-                 for k in ("R@20", "R@50", "mR@20", "mR@50"))
+HEADLINE = tuple(f"{mode}_{c}_{k}" for mode in ("predcls", "sgcls", "sgdet")
+                 for c in ("with", "no") for k in ("R@20", "R@50", "mR@20", "mR@50"))
 
 
 def headline_metrics(evaluate: dict, finetune: dict) -> dict[str, float]:
