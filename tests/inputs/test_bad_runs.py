@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from malformed_ag import KINDS, Site
 from tiny_project import make_project
 
@@ -79,6 +80,8 @@ def test_malformed_data_stops_the_command_in_one_line(project, name, command):
     ("finetune.device=cuda:0", "finetune.device"),
     ("llm.path=/nonexistent/model", "llm.path"),
     ("detector.backbone=resnet", "detector.checkpoint"),
+    pytest.param("llm.quantization=4bit", "llm.quantization", marks=pytest.mark.skipif(
+        torch.cuda.is_available(), reason="with CUDA, bitsandbytes may be here")),
 ])
 def test_preflight_refuses_before_any_stage_runs(project, override, names):
     project, _ = project

@@ -159,6 +159,11 @@ class LLMParams(Section):
     path: NonEmpty | None = Field(None, description="Local HF model dir; None = packaged MiniLM.")
     mode: Literal["lora", "full", "frozen", "none"] = Field("lora", description="Adaptation.")
     prompt: str | None = Field("Scene:", description="Short text prompt before scene tokens.")
+    quantization: Literal["none", "8bit", "4bit"] = Field(
+        "none", description="Load the frozen base LLM in 8 bit or 4 bit (nf4) with bitsandbytes; "
+                            "CUDA only, llm.mode lora or frozen (docs/llm-memory.md).")
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute LLM activations in backward: less memory, more compute.")
 
 
 class LoRAParams(Section):
@@ -240,6 +245,10 @@ def cross_field_problems(p: Params) -> list[tuple[tuple[str, ...], str]]:
                          f"ot.num_scene_tokens ({p.ot.num_scene_tokens}) must be smaller than "
                          f"vqvae.codebook_size ({p.vqvae.codebook_size}): OT maps the K codes "
                          "onto M < K scene words"))
+    if p.llm.quantization != "none" and p.llm.mode == "full":
+        problems.append((("llm.quantization", "llm.mode"),
+                         f"llm.quantization={p.llm.quantization} needs llm.mode lora or frozen, "
+                         "not full: quantised weights cannot be fine-tuned in full"))
     if len(set(p.evaluate.modes)) != len(p.evaluate.modes):
         problems.append((("evaluate.modes",), f"evaluate.modes {p.evaluate.modes} lists a "
                                               "mode twice"))

@@ -2,7 +2,9 @@
 
 Layout: ``config.json`` (SceneLLMConfig), ``vqvae/`` (the pretrained VQ-VAE it was built
 on), ``weights.safetensors`` (every parameter and buffer outside the base LLM), ``llm/``
-(LoRA adapters via peft ``save_pretrained``, or full LLM weights).
+(LoRA adapters via peft ``save_pretrained``, or full LLM weights). ``config.json`` records
+``llm_quantization`` and ``llm_gradient_checkpointing``, so a reload builds the same LLM;
+directories written before them load as ``none`` and off.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import json
 import shutil
 from pathlib import Path
 
+import torch
+
+from scenellm.errors import UserError
 from scenellm.model.scenellm import SceneLLM, SceneLLMConfig
 
 LLM_PREFIX = "llm.llm."
@@ -41,6 +46,10 @@ def load_finetuned(directory: str | Path, device: str = "cpu",
 
     directory = Path(directory)
     config = SceneLLMConfig(**json.loads((directory / "config.json").read_text()))
+    if config.llm_mode != "none" and config.llm_quantization != "none" \
+            and torch.device(device).type != "cuda":
+        raise UserError(f"{directory}: its LLM was fine-tuned on a {config.llm_quantization} "
+                        f"quantised base, which loads only on a CUDA device, not {device!r}.")
     if llm_path is not None:
         config.llm_path = str(llm_path)
     vqvae, mean, std = VQVAE.from_pretrained(directory / "vqvae")

@@ -11,10 +11,18 @@ trains every LLM weight, "frozen" trains only the projection, "none" drops the L
 LLM" ablation: h = LayerNorm(s), so H = D). Any local Hugging Face model directory works:
 encoders (BERT) attend both ways, decoders (LLaMA, Qwen, GPT-2) attend causally inside the
 model; encoder-decoders (T5) contribute their encoder. Default: the packaged all-MiniLM-L6-v2.
+
+For 7-13B LLMs (docs/llm-memory.md): ``quantization`` loads the frozen base through
+bitsandbytes, "8bit" as LLM.int8() (arXiv 2208.07339) or "4bit" as QLoRA's NF4 with double
+quantisation and bf16 compute (arXiv 2305.14314); it needs a CUDA device, bitsandbytes and
+accelerate, and only modes lora and frozen, which train no base weight.
+``gradient_checkpointing`` recomputes each layer's activations in backward instead of
+keeping them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import warnings
 from dataclasses import dataclass
@@ -24,10 +32,13 @@ from typing import Literal
 import torch
 from torch import nn
 
+from scenellm.errors import UserError
 from scenellm.model.lora import check_target_modules, default_target_modules, load_lora_adapter
 
 Mode = Literal["lora", "full", "frozen", "none"]
 MODES: tuple[str, ...] = ("lora", "full", "frozen", "none")
+Quantization = Literal["none", "8bit", "4bit"]
+QUANTIZATIONS: tuple[str, ...] = ("none", "8bit", "4bit")
 MARKER_FILE = "scene_llm.json"
 FULL_WEIGHTS_FILE = "llm_model.safetensors"
 
@@ -47,6 +58,40 @@ def default_llm_path() -> Path:
     return path
 
 
+def quantization_problem(quantization: str, device: torch.device) -> str | None:
+    """One line naming ``llm.quantization`` and what its backend lacks on ``device``, or None
+    when it can load (always None for ``none``)."""
+    if quantization == "none":
+        return None
+    missing = []
+    if device.type != "cuda":
+        missing.append(f"a CUDA device (this run is on {device.type}, torch {torch.__version__})")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        missing.append("the bitsandbytes package (pip install bitsandbytes)")
+    if importlib.util.find_spec("accelerate") is None:
+        missing.append("the accelerate package (pip install accelerate)")
+    if not missing:
+        return None
+    return (f"llm.quantization: {quantization} loading needs {' and '.join(missing)}; set "
+            "llm.quantization=none or fine-tune on a CUDA machine with bitsandbytes.")
+
+
+def bitsandbytes_config(quantization: str):
+    """transformers' ``BitsAndBytesConfig`` for ``8bit`` or ``4bit`` (nf4, double quant, bf16
+    compute)."""
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if quantization == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                  bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=torch.bfloat16)
+    raise ValueError(f"quantization={quantization!r} is not one of {QUANTIZATIONS[1:]}.")
+
+
 @dataclass(frozen=True)
 class ParameterCount:
     """Trainable and total parameter counts of a module."""
@@ -59,18 +104,44 @@ class ParameterCount:
         return self.trainable / self.total if self.total else 0.0
 
 
-def _load_backbone(path: Path, dtype: torch.dtype | None) -> nn.Module:
-    """AutoModel without task head; for an encoder-decoder, its encoder alone."""
+def _load_backbone(path: Path, dtype: torch.dtype | None,
+                   quantization: Quantization = "none") -> nn.Module:
+    """AutoModel without task head; for an encoder-decoder, its encoder alone. Quantised
+    weights are loaded onto the current CUDA device (the finetune stage sets it)."""
     from transformers import AutoConfig, AutoModel, AutoModelForTextEncoding
     from transformers.utils import logging as hf_logging
 
+    if quantization != "none":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if problem := quantization_problem(quantization, device):
+            raise UserError(problem)
     hf_logging.disable_progress_bar()  # a local load is instant; the bar is noise in logs
     if not (path / "config.json").is_file():
         raise FileNotFoundError(f"{path} is not a Hugging Face model directory (no config.json).")
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     auto = AutoModelForTextEncoding if config.is_encoder_decoder else AutoModel
     kwargs = {"dtype": dtype} if dtype is not None else {}
+    if quantization != "none":
+        kwargs.update(quantization_config=bitsandbytes_config(quantization),
+                      device_map={"": torch.cuda.current_device()})
     return auto.from_pretrained(path, local_files_only=True, **kwargs)
+
+
+def enable_checkpointing(llm: nn.Module, input_grads: bool) -> None:
+    """Gradient checkpointing of every layer (non-reentrant ``torch.utils.checkpoint``): a
+    layer keeps only its input in forward and recomputes its activations in backward.
+    ``input_grads`` (a frozen base): the input embeddings' outputs require grad, as peft's
+    adapters inside checkpointed layers need."""
+    if not getattr(llm, "supports_gradient_checkpointing", False):
+        raise ValueError(f"llm.gradient_checkpointing: {type(llm).__name__} does not support "
+                         "gradient checkpointing; set llm.gradient_checkpointing=false.")
+    kwargs = {"use_reentrant": False}
+    if hasattr(llm, "activation_checkpointing_enable"):  # newer transformers' name; the old warns
+        llm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if input_grads and not getattr(llm, "_require_grads_hooks", None):  # transformers may add them
+        llm.enable_input_require_grads()
 
 
 def _prompt_ids(path: Path, prompt: str | None) -> torch.Tensor:
@@ -104,11 +175,21 @@ class SceneLanguageModel(nn.Module):
         prompt: str | None = "Scene:",
         max_positions: int | None = None,
         dtype: torch.dtype | None = None,
+        quantization: Quantization = "none",
+        gradient_checkpointing: bool = False,
     ) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode={mode!r} is not one of {MODES}.")
+        if quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization={quantization!r} is not one of {QUANTIZATIONS}.")
+        if mode == "full" and quantization != "none":
+            raise ValueError(f"llm.quantization={quantization} needs llm.mode lora or frozen: "
+                             "quantised weights cannot be fine-tuned in full.")
         self.mode = mode
+        # nothing to quantise or checkpoint without an LLM
+        self.quantization = quantization if mode != "none" else "none"
+        self.gradient_checkpointing = gradient_checkpointing and mode != "none"
         self.token_dim = token_dim
         self.max_positions = max_positions
         if mode == "none":  # model_path, dtype and prompt unused: there is no LLM
@@ -119,7 +200,7 @@ class SceneLanguageModel(nn.Module):
             self.register_buffer("prompt_ids", torch.zeros(0, dtype=torch.long), persistent=False)
             return
         path = Path(model_path) if model_path is not None else default_llm_path()
-        llm = _load_backbone(path, dtype)
+        llm = _load_backbone(path, dtype, quantization)
         config = llm.config
         self.model_type = config.model_type
         self.hidden_size = config.hidden_size
@@ -134,6 +215,13 @@ class SceneLanguageModel(nn.Module):
         self.projection = nn.Linear(token_dim, self.hidden_size)
         # Decoders would otherwise build a key/value cache that training never reads.
         self._no_cache = {"use_cache": False} if getattr(config, "use_cache", False) else {}
+        if mode == "lora" and quantization != "none":
+            from peft import prepare_model_for_kbit_training
+
+            # QLoRA's recipe: base frozen, norms and embeddings in fp32; checkpointing below
+            llm = prepare_model_for_kbit_training(llm, use_gradient_checkpointing=False)
+        if gradient_checkpointing:
+            enable_checkpointing(llm, input_grads=mode != "full")
         if mode == "lora":
             from peft import LoraConfig, get_peft_model
 
@@ -162,7 +250,8 @@ class SceneLanguageModel(nn.Module):
         if self.llm is None or not self.prompt_length:
             return None
         with torch.no_grad():
-            return self.llm.get_input_embeddings()(self.prompt_ids)
+            # detached: an input-grad hook of gradient checkpointing may mark it
+            return self.llm.get_input_embeddings()(self.prompt_ids).detach()
 
     def forward(self, scene_tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Hidden states (B, T, H) at the scene positions, in scene_tokens' dtype, 0 where mask is False."""
@@ -220,21 +309,32 @@ class SceneLanguageModel(nn.Module):
             from safetensors.torch import save_model
 
             save_model(self.llm, str(directory / FULL_WEIGHTS_FILE))  # dedups tied weights
-        marker = {"mode": self.mode, "model_type": self.model_type}
+        marker = {"mode": self.mode, "model_type": self.model_type,
+                  "quantization": self.quantization,
+                  "gradient_checkpointing": self.gradient_checkpointing}
         (directory / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
         return directory
 
     def load_adapters(self, directory: str | Path) -> None:
-        """Restore what `save_adapters` wrote; the saved mode must equal this model's."""
+        """Restore what `save_adapters` wrote; the saved mode and quantization (``none`` in
+        markers that predate it) must equal this model's. Gradient checkpointing changes no
+        weight: either setting loads."""
         directory = Path(directory)
         marker_path = directory / MARKER_FILE
         if not marker_path.is_file():
             raise FileNotFoundError(f"No saved scene LLM adapters in {directory} ({MARKER_FILE}).")
-        saved_mode = json.loads(marker_path.read_text())["mode"]
+        marker = json.loads(marker_path.read_text())
+        saved_mode = marker["mode"]
         if saved_mode != self.mode:
             raise ValueError(
                 f"Adapters in {directory} were saved in mode {saved_mode!r}; this model is "
                 f"mode {self.mode!r}."
+            )
+        saved_quantization = marker.get("quantization", "none")
+        if saved_quantization != self.quantization:
+            raise ValueError(
+                f"Adapters in {directory} were trained on a base LLM loaded with quantization "
+                f"{saved_quantization!r}; this model's is {self.quantization!r}."
             )
         if self.mode == "lora":
             load_lora_adapter(self.llm, directory)

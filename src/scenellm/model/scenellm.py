@@ -64,6 +64,8 @@ class SceneLLMConfig:
     llm_path: str | None = None
     llm_mode: str = "lora"
     llm_prompt: str | None = "Scene:"
+    llm_quantization: str = "none"
+    llm_gradient_checkpointing: bool = False
     lora_rank: int = 8
     lora_alpha: float = 16.0
     lora_dropout: float = 0.05
@@ -107,7 +109,9 @@ class SceneLLM(nn.Module):
                                       lora_rank=config.lora_rank, lora_alpha=config.lora_alpha,
                                       lora_dropout=config.lora_dropout,
                                       target_modules=config.lora_target_modules,
-                                      prompt=config.llm_prompt)
+                                      prompt=config.llm_prompt,
+                                      quantization=config.llm_quantization,
+                                      gradient_checkpointing=config.llm_gradient_checkpointing)
         if self.sia.reads_text:
             self.sia.attach_text(self.llm.hidden_size)
         self.predictor = SGGPredictor(obj_dim=d, union_dim=config.feature_dim,

@@ -63,8 +63,10 @@ def model_config(ctx: StageContext, feature_dim: int):
         decoder_layers=p.model.decoder_layers, gate_alpha=p.model.gate_alpha,
         num_scene_tokens=p.ot.num_scene_tokens, ot_epsilon=p.ot.epsilon,
         ot_max_iter=p.ot.max_iter, ot_tol=p.ot.tol, llm_path=p.llm.path, llm_mode=p.llm.mode,
-        llm_prompt=p.llm.prompt, lora_rank=p.lora.rank, lora_alpha=p.lora.alpha,
-        lora_dropout=p.lora.dropout, lora_target_modules=p.lora.target_modules,
+        llm_prompt=p.llm.prompt, llm_quantization=p.llm.quantization,
+        llm_gradient_checkpointing=p.llm.gradient_checkpointing, lora_rank=p.lora.rank,
+        lora_alpha=p.lora.alpha, lora_dropout=p.lora.dropout,
+        lora_target_modules=p.lora.target_modules,
         **p.model.model_dump(include={"spatial", "spatial_options", "head", "head_options",
                                       "fusion", "fusion_options"}))
 
@@ -82,6 +84,8 @@ def build(ctx: StageContext) -> Recipe:
 
     p = ctx.params.finetune
     device = select_device(p.device)
+    if device.type == "cuda":  # a quantised LLM is loaded straight onto the current device
+        torch.cuda.set_device(device)
     random.seed(p.seed)
     torch.manual_seed(p.seed)
     data = SceneGraphData(ctx.input_path("features"), ctx.input_path("prepare"))

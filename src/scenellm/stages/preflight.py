@@ -3,6 +3,8 @@
 - the LLM (``llm.path``, or the packaged MiniLM) is a Hugging Face model folder whose
   config loads; with ``llm.mode`` lora, every ``lora.target_modules`` entry names a Linear
   layer of that model (the model is built on the meta device: no weights are read);
+- an ``llm.quantization`` other than none has its backend: ``finetune.device`` is CUDA and
+  bitsandbytes imports;
 - a ``resnet`` detector has a ``detector.checkpoint`` file;
 - with ``detect.source=file``, ``detect.file`` is a valid detections file
   (:mod:`scenellm.data.detections`);
@@ -60,6 +62,18 @@ def check_llm(params: Params) -> None:
         check_target_modules(model, list(params.lora.target_modules))
     except ValueError as exc:
         raise UserError(f"lora.target_modules: {exc}") from None
+
+
+def check_quantization(params: Params) -> None:
+    from scenellm.device import select_device
+    from scenellm.model.llm import quantization_problem
+
+    if params.llm.mode == "none":
+        return
+    problem = quantization_problem(params.llm.quantization,
+                                   select_device(params.finetune.device))
+    if problem:
+        raise UserError(problem)
 
 
 def check_devices(params: Params) -> None:
@@ -126,4 +140,5 @@ def preflight(params: Params, target: str = "evaluate") -> None:
         check_devices(params)
     if "finetune" in stages:
         check_components(params)
+        check_quantization(params)
         check_llm(params)
