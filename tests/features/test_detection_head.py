@@ -123,3 +123,24 @@ def test_scene_nodes_keep_the_best_person_first_then_the_budget():
     nobody = FrameDetections(found.boxes[[0, 2]], np.array([5, 7]), found.scores[[0, 2]])
     empty = scene_nodes(nobody, 1, budget=10, min_score=0.0)
     assert len(empty.labels) == 0 and empty.boxes.shape == (0, 4)
+
+
+def test_frames_of_different_sizes_keep_their_own_map_cells(tmp_path):
+    """Real Action Genome mixes frame sizes: each frame's map is cut to its own size, and a
+    training batch pads maps bottom/right as frames are padded, so boxes keep their cells."""
+    from PIL import Image
+
+    from scenellm.features.backbone_small_cnn import SmallCNN
+    from scenellm.stages.detect import feature_maps, pad_maps
+
+    for name, size in (("a.png", (96, 72)), ("b.png", (40, 30))):
+        (tmp_path / "frames" / "V.mp4").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", size, (200, 30, 30)).save(tmp_path / "frames" / "V.mp4" / name)
+    backbone = SmallCNN(feature_dim=8).eval()
+    maps = feature_maps(backbone, tmp_path, ["V.mp4/a.png", "V.mp4/b.png"], "cpu", 2, "maps")
+    assert [tuple(m.shape[1:]) for m in maps] == [(9, 12), (4, 5)]  # ⌈size / 8⌉
+    batch = pad_maps(maps)
+    assert batch.shape == (2, maps[0].shape[0], 9, 12)
+    assert torch.count_nonzero(batch[1, :, 4:, :]) == 0
+    assert torch.count_nonzero(batch[1, :, :, 5:]) == 0
+    torch.testing.assert_close(batch[1, :, :4, :5], maps[1])

@@ -63,8 +63,9 @@ def ground_truth(frames, objects) -> dict[str, tuple]:
 
 
 def feature_maps(backbone, data_root: Path, keys: list[str], device, batch_size: int,
-                 label: str):
-    """(F, C, h, w) float32 feature maps of ``keys`` (the backbone is frozen: computed once)."""
+                 label: str) -> list:
+    """Each frame's (C, h, w) float32 feature map (the backbone is frozen: computed once),
+    one frame at a time, so frames of different sizes keep their own map size."""
     import torch
 
     from scenellm.features.frames import load_frame, stack_frames
@@ -73,11 +74,26 @@ def feature_maps(backbone, data_root: Path, keys: list[str], device, batch_size:
     maps = []
     with progress(label, len(keys), "frames") as bar, torch.no_grad():
         for start in range(0, len(keys), batch_size):
-            chunk = keys[start:start + batch_size]
-            images = stack_frames([load_frame(data_root, k) for k in chunk]).to(device)
-            maps.append(backbone.feature_map(images).float().cpu())
+            chunk = [load_frame(data_root, k) for k in keys[start:start + batch_size]]
+            batch = backbone.feature_map(stack_frames(chunk).to(device)).float().cpu()
+            stride = backbone.stride
+            maps += [batch[i, :, :-(-img.shape[1] // stride), :-(-img.shape[2] // stride)]
+                     for i, img in enumerate(chunk)]
             bar.update(advance=len(chunk))
-    return torch.cat(maps)
+    return maps
+
+
+def pad_maps(maps: list):
+    """(B, C, H, W): maps of a batch zero-padded bottom/right to the largest (as frames
+    are by ``stack_frames``, so boxes keep their cells)."""
+    import torch
+
+    h = max(m.shape[1] for m in maps)
+    w = max(m.shape[2] for m in maps)
+    out = torch.zeros(len(maps), maps[0].shape[0], h, w)
+    for i, m in enumerate(maps):
+        out[i, :, : m.shape[1], : m.shape[2]] = m
+    return out
 
 
 def train_head(ctx: StageContext, backbone, frames, truth, device):
@@ -94,7 +110,7 @@ def train_head(ctx: StageContext, backbone, frames, truth, device):
     keys = train["frame_key"].tolist()
     maps = feature_maps(backbone, ctx.data_root, keys, device, p.batch_size,
                         "detect feature maps (train)")
-    head = CenterHead(maps.shape[1], len(STTRAN_OBJECT_CLASSES) - 1, hidden=p.hidden,
+    head = CenterHead(maps[0].shape[0], len(STTRAN_OBJECT_CLASSES) - 1, hidden=p.hidden,
                       seed=p.seed).to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=p.lr)
     checkpoint = EpochCheckpoint(ctx.workdir / "checkpoint")
@@ -110,10 +126,11 @@ def train_head(ctx: StageContext, backbone, frames, truth, device):
             head.train()
             for step in range(per_epoch):
                 rows = order[step * p.batch_size:(step + 1) * p.batch_size]
+                batch = pad_maps([maps[i] for i in rows])
                 targets = make_targets([truth[keys[i]][0] for i in rows],
                                        [truth[keys[i]][1] for i in rows],
-                                       tuple(maps.shape[2:]), backbone.stride, head.num_classes)
-                losses = head_loss(head(maps[torch.from_numpy(rows)].to(device)), targets)
+                                       tuple(batch.shape[2:]), backbone.stride, head.num_classes)
+                losses = head_loss(head(batch.to(device)), targets)
                 optimizer.zero_grad(set_to_none=True)
                 losses["loss"].backward()
                 optimizer.step()
