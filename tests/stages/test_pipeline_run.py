@@ -85,4 +85,6 @@ def test_training_stage_runs_carry_their_history_plot(two_runs):
     first, _ = two_runs
     for name, run in children(first).items():
         files = {a.path for a in first.tracker.client.list_artifacts(run.info.run_id)}
-        assert ("history.png" in files) == (name in TRAINING_STAGES), (name, files)
+        # detect trains nothing here: the project's evaluate.modes has no sgdet
+        trained = name in TRAINING_STAGES and name != "detect"
+        assert ("history.png" in files) == trained, (name, files)
