@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sttran_synthetic import N_OBJECT_IDS, _box, _jitter, _labels, _probabilities
+from sttran_synthetic import N_OBJECT_IDS, _box, _jitter, _probabilities, gt_object
 
 
 def _pair_scores(rng: np.random.Generator, truth: dict | None) -> tuple[np.ndarray, ...]:
@@ -45,14 +45,8 @@ def detected_video(
             boxes.append([f, *_jitter(rng, person)])
             labels.append(1)
         for _ in range(rng.integers(objects[0], objects[1] + 1)):
-            cls = int(rng.integers(2, N_OBJECT_IDS))
-            obj = {
-                "class": cls,
-                "bbox": _box(rng),
-                "attention_relationship": _labels(rng, 3, 1, 1),
-                "spatial_relationship": _labels(rng, 6, 1, 2),
-                "contacting_relationship": _labels(rng, 17, 1, 3),
-            }
+            obj = gt_object(rng)
+            cls = obj["class"]
             frame.append(obj)
             times = 0 if rng.random() < p_miss else (2 if rng.random() < p_twice else 1)
             for _ in range(times):

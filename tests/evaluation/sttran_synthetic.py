@@ -34,6 +34,17 @@ def _labels(rng: np.random.Generator, n_classes: int, lo: int, hi: int) -> torch
     return torch.as_tensor(rng.choice(n_classes, size=rng.integers(lo, hi + 1), replace=False))
 
 
+def gt_object(rng: np.random.Generator) -> dict:
+    """One ground-truth object of STTran's ``gt`` with a random class, box and labels."""
+    return {
+        "class": int(rng.integers(2, N_OBJECT_IDS)),
+        "bbox": _box(rng),
+        "attention_relationship": _labels(rng, 3, 1, 1),
+        "spatial_relationship": _labels(rng, 6, 1, 2),
+        "contacting_relationship": _labels(rng, 17, 1, 3),
+    }
+
+
 def _probabilities(rng: np.random.Generator, size: int, true: torch.Tensor) -> np.ndarray:
     """Sigmoid scores in (0, 1) with a boost on the true labels; some exceed 0.9."""
     logits = rng.normal(-1.0, 1.5, size=size)
@@ -61,14 +72,8 @@ def synthetic_video(
         pred_labels.append(1)
         truths = []
         for _ in range(rng.integers(objects[0], objects[1] + 1)):
-            cls = int(rng.integers(2, N_OBJECT_IDS))
-            obj = {
-                "class": cls,
-                "bbox": _box(rng),
-                "attention_relationship": _labels(rng, 3, 1, 1),
-                "spatial_relationship": _labels(rng, 6, 1, 2),
-                "contacting_relationship": _labels(rng, 17, 1, 3),
-            }
+            obj = gt_object(rng)
+            cls = obj["class"]
             frame.append(obj)
             truths.append(obj)
             boxes.append([f, *_jitter(rng, obj["bbox"])])
