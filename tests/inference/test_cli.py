@@ -125,6 +125,10 @@ def test_model_without_inference_artifacts_is_one_line(in_project, tmp_path):
     video = in_project.test_videos()[0]
     bundle = tmp_path / "bundle"  # a bundle that lost its detector weights
     write_bundle(bundle, in_project.finetune / "model", in_project.features, 3, 4)
+    # without the detect stage's output the bundle has no detection head: no SGDET
+    line = one_line_error("predict", "--model", str(bundle), "--data", str(in_project.data),
+                          "--video", video, "--mode", "sgdet")
+    assert "no detection head" in line and "evaluate.modes" in line
     (bundle / "detector" / "detector.safetensors").unlink()
     line = one_line_error("predict", "--model", str(bundle), "--data", str(in_project.data),
                           "--video", video)

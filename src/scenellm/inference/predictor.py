@@ -98,8 +98,10 @@ class DataSource:
             return self.data
         if self.detected is None:
             raise PredictionRequestError(
-                "this model has no detection head (its detect stage read boxes from a "
-                "detections file), so it cannot predict in sgdet; use predcls or sgcls.")
+                "this model has no detection head (it was trained without sgdet in "
+                "evaluate.modes, or its SGDET boxes came from a detections file), so it "
+                "cannot predict in sgdet; use predcls or sgcls, or register a model trained "
+                "with --set 'evaluate.modes=[predcls,sgcls,sgdet]'.")
         return self.detected
 
     def forget(self, video: str) -> None:
