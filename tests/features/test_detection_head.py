@@ -144,3 +144,15 @@ def test_frames_of_different_sizes_keep_their_own_map_cells(tmp_path):
     assert torch.count_nonzero(batch[1, :, 4:, :]) == 0
     assert torch.count_nonzero(batch[1, :, :, 5:]) == 0
     torch.testing.assert_close(batch[1, :, :4, :5], maps[1])
+
+
+def test_a_tiny_box_at_the_border_stays_a_valid_box():
+    """A peak in the last cell with a near-zero size must not collapse to x2 = x1 (the
+    detections file refuses such boxes, and the detect stage writes one)."""
+    heat = torch.full((1, 2, 15, 20), -9.0)
+    heat[0, 1, 14, 19] = 5.0
+    size = torch.full((1, 2, 15, 20), math.log(0.2))
+    offset = torch.full((1, 2, 15, 20), 0.99)  # centre at the image's last pixel
+    box = decode((heat, size, offset), STRIDE, (160, 120), k=1)[0].boxes[0]
+    assert box[2] > box[0] and box[3] > box[1]
+    assert 0 <= box[0] and box[2] <= 159 and 0 <= box[1] and box[3] <= 119

@@ -18,7 +18,8 @@ objects on a small map) and three 1×1 outputs; the heat bias starts at −2.19
 (prior 0.1), as in CenterNet.
 
 Decoding: a 3×3 max-pool keeps local peaks of sigmoid(heat); the ``k`` best (cell, class)
-peaks become boxes ``(q + offset) · s ± exp(size) / 2``, clipped to the image.
+peaks become boxes ``(q + offset) · s ± exp(size) / 2``, clipped to the image and at least
+one pixel wide and high.
 
 The backbone is not trained here: the features stage trained it, and its RoI features are
 what the model reads, so detected boxes are described in the same feature space.
@@ -143,10 +144,13 @@ def decode(outputs: tuple[torch.Tensor, ...], stride: int, image_size: tuple[int
     off, wh = gather(offset), gather(size).exp()
     cx, cy = (xs + off[:, 0]) * stride, (ys + off[:, 1]) * stride
     width, height = image_size
-    boxes = torch.stack([(cx - wh[:, 0] / 2).clamp(0, width - 1),
-                         (cy - wh[:, 1] / 2).clamp(0, height - 1),
-                         (cx + wh[:, 0] / 2).clamp(0, width - 1),
-                         (cy + wh[:, 1] / 2).clamp(0, height - 1)], dim=-1)
+    # clipped to the image, and at least one pixel wide and high: a peak at the border with
+    # a tiny size would otherwise collapse to x2 = x1
+    x1 = (cx - wh[:, 0] / 2).clamp(0, width - 2)
+    y1 = (cy - wh[:, 1] / 2).clamp(0, height - 2)
+    x2 = torch.maximum((cx + wh[:, 0] / 2).clamp(0, width - 1), x1 + 1)
+    y2 = torch.maximum((cy + wh[:, 1] / 2).clamp(0, height - 1), y1 + 1)
+    boxes = torch.stack([x1, y1, x2, y2], dim=-1)
     return [FrameDetections(boxes[b].cpu().numpy().astype(np.float32),
                             (cls[b] + 1).cpu().numpy().astype(np.int64),
                             top[b].cpu().numpy().astype(np.float32)) for b in range(batch)]
