@@ -205,3 +205,14 @@ def load_head(folder, device) -> tuple[CenterHead, dict]:
     head = CenterHead(config["in_channels"], config["num_classes"], config["hidden"])
     head.load_state_dict(load_file(folder / HEAD_FILE))
     return head.to(device).eval(), config
+
+
+def detected_shard(backbone, data_root, frames, found: list[FrameDetections], device,
+                   batch_size: int, person_id: int) -> tuple[dict, dict]:
+    """One video's feature shard over its detected nodes (``box_source`` "proposals"; the
+    person has object index 0, every other node -1)."""
+    from scenellm.features.frames import nodes_shard
+
+    nodes = [(n.boxes, n.labels, np.where(n.labels == person_id, 0, -1), n.scores)
+             for n in found]
+    return nodes_shard(backbone, data_root, frames, nodes, device, batch_size, "proposals")

@@ -53,11 +53,8 @@ class DetectedShards(ComputedShards):
         self.head, self.config = head, config
 
     def read_shard(self, video: str) -> dict:
-        import numpy as np
-
         from scenellm.data.vocab import PERSON_ID
-        from scenellm.features.detection_head import detect_nodes
-        from scenellm.features.frames import nodes_shard
+        from scenellm.features.detection_head import detect_nodes, detected_shard
 
         if video not in self.shards:
             frames = self.frames[video].sort_values("frame_index")
@@ -65,10 +62,8 @@ class DetectedShards(ComputedShards):
             found = detect_nodes(self.detector, self.head, self.root, frames, self.device,
                                  batch, self.config["budget"], self.config["min_score"],
                                  PERSON_ID)
-            nodes = [(n.boxes, n.labels, np.where(n.labels == PERSON_ID, 0, -1), n.scores)
-                     for n in found]
-            self.shards[video] = nodes_shard(self.detector, self.root, frames, nodes,
-                                             self.device, batch, "proposals")[0]
+            self.shards[video] = detected_shard(self.detector, self.root, frames, found,
+                                                self.device, batch, PERSON_ID)[0]
         return self.shards[video]
 
 

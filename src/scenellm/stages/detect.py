@@ -151,7 +151,7 @@ def head_config(head, p) -> dict:
             "batch_size": p.batch_size}  # frames per batch: the same float sums at inference
 
 
-def prior_detections(frames, truth_train: dict, test_keys: list[str], budget: int) -> dict:
+def prior_detections(truth_train: dict, test_keys: list[str], budget: int) -> dict:
     """The reference that never looks at the image: for every frame, each class's mean
     training box scored by the class's share of training boxes, best ``budget + 1`` kept."""
     import numpy as np
@@ -199,8 +199,13 @@ def run(ctx: StageContext) -> dict:
     from scenellm.data.tables import read_tables
     from scenellm.data.vocab import PERSON_ID
     from scenellm.device import select_device
-    from scenellm.features.detection_head import HEAD_FILE, detect_nodes, load_head, scene_nodes
-    from scenellm.features.frames import nodes_shard
+    from scenellm.features.detection_head import (
+        HEAD_FILE,
+        detect_nodes,
+        detected_shard,
+        load_head,
+        scene_nodes,
+    )
     from scenellm.features.store import FeatureStore
     from scenellm.io import atomic_write_bytes, atomic_write_text
     from scenellm.progress import progress
@@ -251,10 +256,8 @@ def run(ctx: StageContext) -> dict:
             nodes.update(zip(rows["frame_key"], found, strict=True))
             entry = journal.get(video_id)
             if not (entry and store.has_valid_shard(video_id, entry["sha256"])):
-                tensors, meta = nodes_shard(
-                    backbone, ctx.data_root, rows,
-                    [(n.boxes, n.labels, np.where(n.labels == PERSON_ID, 0, -1), n.scores)
-                     for n in found], device, p.batch_size, "proposals")
+                tensors, meta = detected_shard(backbone, ctx.data_root, rows, found, device,
+                                               p.batch_size, PERSON_ID)
                 entry = {"sha256": store.write_shard(video_id, tensors, meta),
                          "num_objects": int(tensors["labels"].numel()),
                          "num_pairs": int(tensors["pair_idx"].shape[0]),
@@ -279,7 +282,7 @@ def run(ctx: StageContext) -> dict:
     test_truth = {k: truth[k] for k in test["frame_key"]}
     metrics = {"detector": detector_metrics(test_truth, nodes, p.budget),
                "prior": detector_metrics(test_truth, prior_detections(
-                   frames, train_truth, list(test_truth), p.budget), p.budget)}
+                   train_truth, list(test_truth), p.budget), p.budget)}
     atomic_write_text(ctx.workdir / "metrics.json", json.dumps(metrics, indent=2,
                                                                sort_keys=True))
     flat = {f"{who}_{k}": v for who, m in metrics.items() for k, v in m.items()
