@@ -4,7 +4,8 @@
 resumable ``.partial``. With ``SCENELLM_KILL_AT=name`` (or ``name@n``: the n-th time the
 point is reached) the process kills itself there with SIGKILL: no ``finally``, no atexit,
 exactly like the OOM killer or a pulled plug. Unset (always, outside the harness), a kill
-point costs one dictionary lookup.
+point costs one dictionary lookup. With ``SCENELLM_KILL_RANK=r`` as well, only the rank ``r``
+of a multi-process stage (``RANK`` from torchrun; 0 outside it) dies there.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 from collections import Counter
 
 ENV = "SCENELLM_KILL_AT"
+RANK_ENV = "SCENELLM_KILL_RANK"
 _hits: Counter[str] = Counter()
 
 
@@ -23,6 +25,9 @@ def killpoint(name: str) -> None:
         return
     point, _, nth = target.partition("@")
     if point != name:
+        return
+    rank = os.environ.get(RANK_ENV)
+    if rank is not None and rank != os.environ.get("RANK", "0"):
         return
     _hits[name] += 1
     if _hits[name] == int(nth or 1):

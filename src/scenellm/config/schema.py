@@ -190,6 +190,9 @@ class FinetuneParams(Section):
     val_fraction: Float = Field(0.2, gt=0, lt=1, description="Train videos held out for validation.")
     device: Device = Field("auto", description="auto | cpu | cuda | cuda:N.")
     mixed_precision: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU).")
+    nproc: PositiveInt = Field(1, description="Data-parallel processes (torchrun + DDP; one "
+                                              "GPU each on CUDA, gloo on CPU); each takes "
+                                              "batch_videos/nproc videos of every batch.")
     seed: Seed = Field(0, description="Training seed.")
 
 

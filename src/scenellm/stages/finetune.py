@@ -10,6 +10,14 @@ group (heads ``lr``, LoRA ``lora_lr``, every LLM weight ``full_lr``), linear war
 cosine decay over the step budget, gradient clipping, early stopping after ``patience``
 epochs without a better validation R@20, a checkpoint every epoch (resumed after a kill).
 A non-finite loss or gradient stops the stage with one line and no success record.
+
+With ``finetune.nproc`` > 1 the stage launches that many ranks with ``torchrun``
+(:mod:`scenellm.stages.launch`); each rank trains a DistributedDataParallel replica on its
+share of every global batch of ``batch_videos`` videos (:meth:`World.shard`), rank 0
+validates and writes. Checkpoints hold the unwrapped model, so they resume with any number
+of processes. ``nproc`` is part of the fingerprint: the per-rank loss means averaged by DDP
+equal the one-process batch loss only when every rank holds as many relations, so results
+agree within a tolerance (tests/stages/test_finetune_ddp.py), not to the bit.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -39,10 +48,12 @@ class Recipe:
     """Everything one fine-tuning run holds."""
 
     data: Any
+    world: Any
     train: list[str]
     val: list[str]
     device: Any
     model: Any
+    replica: Any  # the model under DDP in a world of several ranks, else the model
     adapters: list
     groups: list[dict]
     optimizer: Any
@@ -75,16 +86,21 @@ def build(ctx: StageContext) -> Recipe:
     import torch
 
     from scenellm.device import select_device
+    from scenellm.distributed import join, wrap
     from scenellm.features.stream import holdout_split
     from scenellm.io import recover_dir
     from scenellm.model.scene_graph_data import SceneGraphData
     from scenellm.model.scenellm import SceneLLM
     from scenellm.model.vqvae import VQVAE
     from scenellm.stages.checkpoint import EpochCheckpoint
+    from scenellm.stages.launch import adopt_checkpoint
 
     p = ctx.params.finetune
     device = select_device(p.device)
+    world = join(device.type)
     if device.type == "cuda":  # a quantised LLM is loaded straight onto the current device
+        if world.active:  # one GPU per rank
+            device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     random.seed(p.seed)
     torch.manual_seed(p.seed)
@@ -108,6 +124,12 @@ def build(ctx: StageContext) -> Recipe:
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, p.warmup_steps, total_steps))
     checkpoint = EpochCheckpoint(ctx.workdir / "checkpoint")
+    if world.is_main:  # a killed run with another nproc left one: continue it
+        adopted = adopt_checkpoint(ctx, "finetune.nproc")
+        if adopted:
+            print(f"finetune: resuming the checkpoint of the run with nproc={adopted}",
+                  file=sys.stderr)
+    world.broadcast(None)  # the others read the checkpoint once it is there
     recover_dir(ctx.workdir / "model")  # a best-model write cut by a kill
     state = checkpoint.restore(model, optimizer) or {
         "epoch": 0, "step": 0, "best": -1.0, "best_epoch": -1, "stale": 0, "history": []}
@@ -115,8 +137,18 @@ def build(ctx: StageContext) -> Recipe:
         scheduler.load_state_dict(state["scheduler"])
     if "torch_rng" in state:  # dropout draws continue exactly where the killed run stopped
         torch.set_rng_state(state["torch_rng"])
-    return Recipe(data, train, val, device, model, adapters, groups, optimizer, scheduler,
-                  total_steps, checkpoint, state)
+    train_phase(model, adapters, p, state["epoch"])
+    return Recipe(data, world, train, val, device, model, wrap(model, world, device), adapters,
+                  groups, optimizer, scheduler, total_steps, checkpoint, state)
+
+
+def train_phase(model, adapters: list, p, epoch: int) -> bool:
+    """Phase (c) trains the adapters too; True when this epoch changed what is trained."""
+    phase_c = epoch >= p.phase_b_epochs
+    changed = any(q.requires_grad != phase_c for q in adapters)
+    for q in adapters:
+        q.requires_grad_(phase_c)
+    return changed
 
 
 def step_budget(p, train_videos: int) -> int:
@@ -138,12 +170,13 @@ def train_epoch(r: Recipe, p) -> dict[str, float]:
     import torch
 
     from scenellm.device import autocast_context
+    from scenellm.distributed import wrap
     from scenellm.model.losses import sgg_loss
     from scenellm.model.sinkhorn import NonFiniteInput
 
     epoch = r.state["epoch"]
-    for q in r.adapters:  # phase (c) trains the adapters too
-        q.requires_grad_(epoch >= p.phase_b_epochs)
+    if train_phase(r.model, r.adapters, p, epoch) and r.world.active:
+        r.replica = wrap(r.model, r.world, r.device)  # DDP hooks the parameters it trains
     order = list(r.train)
     random.Random(p.seed * 7919 + epoch).shuffle(order)
     r.model.train()
@@ -152,14 +185,18 @@ def train_epoch(r: Recipe, p) -> dict[str, float]:
     for start in range(0, len(order), p.batch_videos):
         if r.state["step"] >= r.total_steps:  # the step budget ends the run mid-epoch
             break
-        batch = r.data.batch(order[start:start + p.batch_videos]).to(r.device)
+        killpoint("finetune.step")
+        videos = r.world.shard(order[start:start + p.batch_videos])
+        batch = r.data.batch(videos).to(r.device)
         try:
             with autocast_context(r.device, p.mixed_precision):
-                out = r.model(batch, mode="predcls")
+                out = r.replica(batch, mode="predcls")
                 loss, parts = sgg_loss(out, batch.targets())
         except NonFiniteInput:  # activations overflowed inside OT
             parts = {"total": math.inf}
-        check_step(r, p, loss=parts["total"])
+        # every rank stops together, before a backward its peers would wait for
+        check_step(r, p, loss=math.inf if r.world.any(not math.isfinite(parts["total"]))
+                   else parts["total"])
         r.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_([q for g in r.groups for q in g["params"]],
@@ -175,6 +212,7 @@ def train_epoch(r: Recipe, p) -> dict[str, float]:
             losses[k] = losses.get(k, 0.0) + v
     record = {f"train_loss_{k}": v / max(1, steps) for k, v in losses.items()}
     record["ot_unconverged"] = unconverged / max(1, steps)
+    record = r.world.mean(record)  # every rank logs and decides on the same figures
     record["lr"] = r.scheduler.get_last_lr()[0]
     return record
 
@@ -232,7 +270,7 @@ def end_epoch(ctx: StageContext, r: Recipe, record: dict[str, float]) -> None:
     check_epoch("finetune", epoch, record, r.state["history"] or [record],
                 f"lower finetune.lr (now {p.lr:g}) or finetune.lora_lr (now {p.lora_lr:g})",
                 watch="train_loss_total")
-    if record["ot_unconverged"] > 0:
+    if record["ot_unconverged"] > 0 and r.world.is_main:
         warnings.warn(f"finetune: Sinkhorn stopped unconverged in "
                       f"{100 * record['ot_unconverged']:.1f} % of epoch {epoch}'s OT problems; "
                       "raise ot.max_iter or ot.epsilon", RuntimeWarning, stacklevel=2)
@@ -240,21 +278,24 @@ def end_epoch(ctx: StageContext, r: Recipe, record: dict[str, float]) -> None:
     r.state["stale"] += 1
     if record[VAL_METRIC] > r.state["best"]:
         r.state["best"], r.state["best_epoch"], r.state["stale"] = record[VAL_METRIC], epoch, 0
-        with staged_dir(ctx.workdir / "model") as tmp:
-            save_finetuned(r.model, tmp, ctx.input_path("vqvae"))
-            killpoint("finetune.model_staged")
+        if r.world.is_main:
+            with staged_dir(ctx.workdir / "model") as tmp:
+                save_finetuned(r.model, tmp, ctx.input_path("vqvae"))
+                killpoint("finetune.model_staged")
     r.state["epoch"] += 1
     r.state["torch_rng"] = torch.get_rng_state()
     r.state["scheduler"] = r.scheduler.state_dict()
-    r.checkpoint.save(r.model, r.optimizer, r.state)
-    ctx.log_metrics(record, epoch)  # may raise to prune (studies)
+    if r.world.is_main:
+        r.checkpoint.save(r.model, r.optimizer, r.state)
+        ctx.log_metrics(record, epoch)  # may raise to prune (studies)
 
 
 def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
-    """History and summary; the best model is already in ``model/``."""
-    (ctx.workdir / "history.json").write_text(json.dumps(r.state["history"], indent=1))
-    killpoint("finetune.history_written")
-    r.checkpoint.clear()
+    """History and summary (rank 0 writes); the best model is already in ``model/``."""
+    if r.world.is_main:
+        (ctx.workdir / "history.json").write_text(json.dumps(r.state["history"], indent=1))
+        killpoint("finetune.history_written")
+        r.checkpoint.clear()
     counts = r.model.llm.trainable_parameters()
     p = ctx.params.finetune
     return {"best_" + VAL_METRIC: r.state["best"], "epochs": r.state["epoch"],
@@ -262,7 +303,7 @@ def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
             "best_phase_c": float(r.state["best_epoch"] >= p.phase_b_epochs),
             "steps": r.state["step"],
             "stopped_early": float(bool(p.patience) and r.state["stale"] >= p.patience),
-            "train_videos": len(r.train), "val_videos": len(r.val),
+            "train_videos": len(r.train), "val_videos": len(r.val), "nproc": r.world.size,
             "llm_trainable_params": counts.trainable, "llm_total_params": counts.total}
 
 
@@ -277,14 +318,32 @@ def finished(r: Recipe, p) -> bool:
 
 
 def run(ctx: StageContext) -> dict:
+    """One process, or ``finetune.nproc`` ranks launched with torchrun."""
+    from scenellm.distributed import world_from_env
+    from scenellm.stages.launch import launch
+
+    nproc = ctx.params.finetune.nproc
+    if nproc > 1 and not world_from_env().active:
+        return launch(ctx, nproc)
+    return train(ctx)
+
+
+def train(ctx: StageContext) -> dict:
+    """The training loop of one rank (of one process when not launched)."""
+    import io
+
     from scenellm.progress import figures, progress
 
     p = ctx.params.finetune
     r = build(ctx)
-    with progress("finetune", epochs(p), "epochs", completed=r.state["epoch"]) as bar:
+    stream = None if r.world.is_main else io.StringIO()  # one bar: rank 0's
+    with progress("finetune", epochs(p), "epochs", completed=r.state["epoch"],
+                  stream=stream) as bar:
         while not finished(r, p):
             record = train_epoch(r, p)
-            record[VAL_METRIC] = validate(r.model, r.data, r.val, r.device, p.batch_videos)
+            record[VAL_METRIC] = r.world.broadcast(  # rank 0 validates, every rank decides
+                validate(r.model, r.data, r.val, r.device, p.batch_videos)
+                if r.world.is_main else None)
             record["phase_c"] = float(r.state["epoch"] >= p.phase_b_epochs)
             end_epoch(ctx, r, record)
             bar.update(r.state["epoch"], info=figures(record, ("train_loss_total", VAL_METRIC)))
