@@ -12,6 +12,7 @@ import torch
 import torch.multiprocessing as mp
 
 from scenellm.distributed import World, join, leave, wrap
+from scenellm.model.codebook import Codebook
 
 BATCH = 6
 
@@ -50,6 +51,18 @@ class HeadOnly(torch.nn.Module):
         return self.seq[:3](x) if head_only else self.seq(x)
 
 
+def codebook_step(rows: list[int] | None, dead_threshold: float) -> torch.Tensor:
+    """The codes after one training step of a fresh codebook on ``rows`` of a fixed batch
+    (all rows when None); a high ``dead_threshold`` restarts codes."""
+    torch.manual_seed(1)
+    codebook = Codebook(codebook_size=4, code_dim=3, dead_threshold=dead_threshold)
+    codebook.init_from_kmeans(torch.randn(32, 3), torch.Generator().manual_seed(2))
+    batch = torch.randn(BATCH * 2, 3)
+    picked = batch if rows is None else batch[[2 * i + j for i in rows for j in (0, 1)]]
+    codebook.train()(picked, torch.Generator().manual_seed(3))
+    return codebook.embed.clone()
+
+
 def rank_main(rank: int, port: int, out: str) -> None:
     os.environ.update({"RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
@@ -63,6 +76,8 @@ def rank_main(rank: int, port: int, out: str) -> None:
     loss.backward()
     optimizer.step()
     result = {
+        "codebook": codebook_step(mine, dead_threshold=0.0),
+        "restarted": codebook_step(mine, dead_threshold=5.0),
         "shard": mine,
         "weights": {k: v.detach().clone() for k, v in seq.state_dict().items()},
         "broadcast": world.broadcast(f"from {rank}"),
@@ -113,3 +128,14 @@ def test_one_process_world_is_the_identity():
     assert world.any(False) is False
     model = torch.nn.Linear(2, 2)
     assert wrap(model, world, torch.device("cpu")) is model
+
+
+def test_codebook_ema_step_on_two_shards_equals_the_whole_batch_step(ranks):
+    whole = codebook_step(None, dead_threshold=0.0)
+    for r in ranks:
+        torch.testing.assert_close(r["codebook"], whole, rtol=1e-5, atol=1e-6)
+
+
+def test_restarted_codes_are_the_same_on_every_rank(ranks):
+    assert not torch.equal(ranks[0]["restarted"], codebook_step(None, 0.0))  # codes moved
+    torch.testing.assert_close(ranks[0]["restarted"], ranks[1]["restarted"], rtol=0, atol=0)

@@ -103,14 +103,38 @@ def leave() -> None:
         dist.destroy_process_group()
 
 
-def wrap(model, world: World, device):
+def wrap(model, world: World, device, unused: bool = True):
     """``model`` under DistributedDataParallel in a world of several processes, else
-    ``model``. Unused parameters are allowed: a relation-free batch leaves heads idle on
-    one rank while another trains them."""
+    ``model``. ``unused``: some parameters may get no gradient in a step (a relation-free
+    batch leaves heads idle on one rank while another trains them)."""
     if not world.active:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index if device.index is not None else world.local_rank] \
         if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=unused)
+
+
+def _grouped() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def all_sum(*tensors) -> None:
+    """Sum each tensor over the ranks, in place (nothing without a process group): the
+    statistics a model keeps outside its gradients, e.g. a codebook's EMA counts."""
+    if _grouped():
+        import torch.distributed as dist
+
+        for tensor in tensors:
+            dist.all_reduce(tensor)
+
+
+def from_rank_0(tensor) -> None:
+    """Rank 0's values of ``tensor`` on every rank, in place (nothing without a group)."""
+    if _grouped():
+        import torch.distributed as dist
+
+        dist.broadcast(tensor, src=0)

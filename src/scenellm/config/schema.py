@@ -117,6 +117,8 @@ class VQVAEParams(Section):
     lr: PositiveFloat = Field(3e-4, description="AdamW learning rate.")
     batch_size: PositiveInt = Field(256, description="Object features per batch.")
     holdout: Float = Field(0.1, gt=0, lt=1, description="Share of features held out.")
+    nproc: PositiveInt = Field(1, description="Data-parallel processes (torchrun + DDP, gloo); "
+                                              "each takes batch_size/nproc rows of a batch.")
     seed: Seed = Field(0, description="Training seed.")
 
 

@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from scenellm.distributed import all_sum, from_rank_0
+
 
 def perplexity(indices: Tensor, codebook_size: int) -> Tensor:
     """exp(H(p)) of the code histogram, p_k = #{i : indices_i = k} / N.
@@ -156,9 +158,11 @@ class Codebook(nn.Module):
         quantized = self.embed[indices]  # a copy, unaffected by the update below
         counts, sums = cluster_sums(flat, indices, self.codebook_size)  # (K,), (K, D)
         dead_restarted = 0
-        if self.training:
+        if self.training:  # data-parallel ranks step on the statistics of the whole batch
+            rows = torch.tensor(float(flat.shape[0]), device=flat.device)
+            all_sum(counts, sums, rows)
             self.update_ema(counts, sums)
-            dead_restarted = self.restart_dead(flat, generator)
+            dead_restarted = self.restart_dead(flat, generator, rows=float(rows))
         stats = {
             "counts": counts,
             "perplexity": perplexity(indices, self.codebook_size),
@@ -194,21 +198,24 @@ class Codebook(nn.Module):
         self.embed.copy_(self.embed_avg / smoothed[:, None])
 
     @torch.no_grad()
-    def restart_dead(self, x: Tensor, generator: torch.Generator | None = None) -> int:
+    def restart_dead(self, x: Tensor, generator: torch.Generator | None = None,
+                     rows: float | None = None) -> int:
         """Move codes with EMA cluster size < t = dead_threshold · N / K onto random rows of
-        x (N, D).
+        x (N, D); N is ``rows`` (the whole batch over data-parallel ranks) or len(x).
 
         Their EMA stats restart as (c, c · vector) with c = max(N / K, t): at least a code's
-        uniform share and never below t, so a restarted code is not dead on arrival.
+        uniform share and never below t, so a restarted code is not dead on arrival. Under
+        data parallelism rank 0's rows replace them on every rank.
         Returns the number of codes restarted.
         """
-        share = x.shape[0] / self.codebook_size  # uniform use N / K
+        share = (rows or x.shape[0]) / self.codebook_size  # uniform use N / K
         threshold = self.dead_threshold * share
         dead = self.cluster_size < threshold  # (K,)
         n_dead = int(dead.sum())
         if n_dead == 0:
             return 0
         vectors = sample_rows(x, n_dead, generator)  # (n_dead, D)
+        from_rank_0(vectors)
         size = max(share, threshold)
         self.embed[dead] = vectors
         self.embed_avg[dead] = vectors * size

@@ -5,10 +5,17 @@ A recipe: :func:`build` (normaliser, model, optimiser, resumed state), :func:`tr
 reconstruction, checkpoints every epoch (resumed after a kill) and saves the best model
 (``model.safetensors`` + ``config.json``), the feature normaliser, the code-usage histogram
 and its plot.
+
+With ``vqvae.nproc`` > 1 the stage launches that many ranks with ``torchrun``
+(:mod:`scenellm.stages.launch`): each takes every ``nproc``-th row of each batch, gradients
+are averaged by DistributedDataParallel and the codebook's EMA counts and sums are summed
+over the ranks, so its update is the one-process update of the whole batch; rank 0
+validates and writes.
 """
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +38,13 @@ class Recipe:
     """Everything one training run holds."""
 
     store: Any
+    world: Any
     train: list[str]
     held: list[str]
     mean: Any
     std: Any
     model: Any
+    replica: Any  # the model under DDP in a world of several ranks, else the model
     optimizer: Any
     generator: Any
     checkpoint: Any
@@ -62,12 +71,15 @@ def feature_moments(store, videos: list[str]):
 def build(ctx: StageContext) -> Recipe:
     import torch
 
+    from scenellm.distributed import join, wrap
     from scenellm.features.store import FeatureStore
     from scenellm.features.stream import holdout_split, split_videos
     from scenellm.model.vqvae import VQVAE
     from scenellm.stages.checkpoint import EpochCheckpoint
+    from scenellm.stages.launch import adopt_checkpoint
 
     p = ctx.params.vqvae
+    world = join("cpu")
     store = FeatureStore(ctx.input_path("features"))
     train, held = holdout_split(split_videos(store, "train"), p.holdout, salt="vqvae")
     mean, std = feature_moments(store, train)
@@ -77,6 +89,9 @@ def build(ctx: StageContext) -> Recipe:
                   decay=p.decay, dead_threshold=p.dead_threshold, kmeans_init=p.kmeans_init)
     optimizer = torch.optim.AdamW(model.parameters(), lr=p.lr)
     checkpoint = EpochCheckpoint(ctx.workdir / "checkpoint")
+    if world.is_main:  # a killed run with another nproc left one: continue it
+        adopt_checkpoint(ctx, "vqvae.nproc")
+    world.broadcast(None)  # the others read the checkpoint once it is there
     state = checkpoint.restore(model, optimizer) or {"epoch": 0, "best": float("inf"),
                                                      "bad": 0, "history": []}
     generator = torch.Generator().manual_seed(p.seed)
@@ -84,7 +99,9 @@ def build(ctx: StageContext) -> Recipe:
         generator.set_state(state["generator"])
     elif p.kmeans_init:
         init_codebook(model, store, train, mean, std, generator)
-    return Recipe(store, train, held, mean, std, model, optimizer, generator, checkpoint, state)
+    return Recipe(store, world, train, held, mean, std, model,
+                  wrap(model, world, torch.device("cpu"), unused=False), optimizer, generator,
+                  checkpoint, state)
 
 
 def init_codebook(model, store, videos: list[str], mean, std, generator,
@@ -110,6 +127,7 @@ def train_epoch(r: Recipe, p) -> dict[str, float]:
     """One pass over the train videos' features; the epoch's training record."""
     import torch
 
+    from scenellm.distributed import all_sum
     from scenellm.features.stream import feature_batches
     from scenellm.model.codebook import codes_in_use, perplexity_from_counts
 
@@ -117,7 +135,8 @@ def train_epoch(r: Recipe, p) -> dict[str, float]:
     sums = {"recon": 0.0, "commit": 0.0, "dead": 0, "n": 0}
     counts = torch.zeros(p.codebook_size)
     for batch in feature_batches(r.store, r.train, p.batch_size, p.seed, r.state["epoch"]):
-        out = r.model((batch - r.mean) / r.std, generator=r.generator)
+        batch = batch[r.world.shard(list(range(len(batch))))]  # (B / nproc, F)
+        out = r.replica((batch - r.mean) / r.std, generator=r.generator)
         r.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         r.optimizer.step()
@@ -126,6 +145,8 @@ def train_epoch(r: Recipe, p) -> dict[str, float]:
         sums["dead"] += out.dead_restarted
         sums["n"] += len(batch)
         counts += torch.bincount(out.indices.detach(), minlength=p.codebook_size).float()
+    all_sum(counts)  # the whole batch's code use; restarts are decided jointly
+    sums.update(r.world.mean({k: sums[k] for k in ("recon", "commit", "n")}))  # ratios: global
     return {"recon_mse": sums["recon"] / sums["n"], "commit_loss": sums["commit"] / sums["n"],
             "perplexity": float(perplexity_from_counts(counts)),
             "codes_in_use": codes_in_use(counts) / p.codebook_size,
@@ -180,18 +201,21 @@ def end_epoch(ctx: StageContext, r: Recipe, record: dict[str, float]) -> None:
     p = ctx.params.vqvae
     check_epoch("vqvae", r.state["epoch"], record, r.state["history"] or [record],
                 f"lower vqvae.lr (now {p.lr:g})", watch="holdout_recon_mse", limit=EXPLODED)
-    ctx.log_metrics(record, r.state["epoch"])
+    if r.world.is_main:
+        ctx.log_metrics(record, r.state["epoch"])
     r.state["history"].append(record)
     if record["holdout_recon_mse"] < r.state["best"] - 1e-6:
         r.state["best"], r.state["bad"] = record["holdout_recon_mse"], 0
-        atomic_write_bytes(ctx.workdir / BEST, to_bytes(
-            {k: v.contiguous() for k, v in r.model.state_dict().items()}))
-        killpoint("vqvae.best_saved")
+        if r.world.is_main:
+            atomic_write_bytes(ctx.workdir / BEST, to_bytes(
+                {k: v.contiguous() for k, v in r.model.state_dict().items()}))
+            killpoint("vqvae.best_saved")
     else:
         r.state["bad"] += 1
     r.state["epoch"] += 1
     r.state["generator"] = r.generator.get_state()
-    r.checkpoint.save(r.model, r.optimizer, r.state)
+    if r.world.is_main:
+        r.checkpoint.save(r.model, r.optimizer, r.state)
 
 
 def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
@@ -231,17 +255,31 @@ def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
 
 
 def run(ctx: StageContext) -> dict:
+    """One process, or ``vqvae.nproc`` ranks launched with torchrun."""
+    from scenellm.distributed import world_from_env
+    from scenellm.stages.launch import launch
+
+    nproc = ctx.params.vqvae.nproc
+    if nproc > 1 and not world_from_env().active:
+        return launch(ctx, nproc)
+    return train(ctx)
+
+
+def train(ctx: StageContext) -> dict:
+    """The training loop of one rank (of one process when not launched)."""
     from scenellm.progress import figures, progress
 
     p = ctx.params.vqvae
     r = build(ctx)
-    with progress("vqvae", p.epochs, "epochs", completed=r.state["epoch"]) as bar:
+    stream = None if r.world.is_main else io.StringIO()  # one bar: rank 0's
+    with progress("vqvae", p.epochs, "epochs", completed=r.state["epoch"],
+                  stream=stream) as bar:
         while r.state["epoch"] < p.epochs and r.state["bad"] < p.patience:
             record = train_epoch(r, p)
-            record.update(holdout_record(r, p))
+            record.update(r.world.broadcast(holdout_record(r, p) if r.world.is_main else None))
             end_epoch(ctx, r, record)
             bar.update(r.state["epoch"], info=figures(record, ("recon_mse", "holdout_recon_mse")))
-    return save(ctx, r)
+    return save(ctx, r) if r.world.is_main else {}
 
 
 def plot_code_usage(usage, summary: dict, path: Path) -> None:
