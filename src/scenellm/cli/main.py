@@ -33,6 +33,16 @@ app.add_typer(dvc_cmd.app, name="dvc")
 SetOption = typer.Option(None, "--set", help="Override a param, e.g. --set vqvae.codebook_size=64 "
                                            "(repeatable).")
 ParamsOption = typer.Option(None, "--params", help="Params folder (default: <project>/params).")
+NprocOption = typer.Option(None, "--nproc", min=1, help="Data-parallel processes of vqvae and "
+                           "finetune (torchrun + DDP; one GPU each on CUDA): short for --set "
+                           "vqvae.nproc=N --set finetune.nproc=N.")
+
+
+def with_nproc(overrides: list[str] | None, nproc: int | None) -> list[str] | None:
+    """``overrides`` plus the ``--nproc`` shorthand's params."""
+    if nproc is None:
+        return overrides
+    return [*(overrides or []), f"vqvae.nproc={nproc}", f"finetune.nproc={nproc}"]
 
 
 def _version(value: bool) -> None:
@@ -102,6 +112,7 @@ def stage(
     name: str = typer.Argument(..., help="Stage to run: prepare, features, detect, vqvae, "
                                          "finetune, evaluate. Upstream stages run (or are reused) first."),
     overrides: list[str] = SetOption,
+    nproc: int = NprocOption,
     params_dir: Path = ParamsOption,
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     publish: Path = typer.Option(None, help="Also expose the output at this path (used by "
@@ -121,7 +132,7 @@ def stage(
     from scenellm.stages.publish import publish_output
     from scenellm.stages.registry import check_names
 
-    project, params = load(params_dir, overrides)
+    project, params = load(params_dir, with_nproc(overrides, nproc))
     check_names([name, *(force or [])])
     if dry_run:
         _, version = resolve_data(params, project)
@@ -142,6 +153,7 @@ def stage(
 @user_errors
 def run(
     overrides: list[str] = SetOption,
+    nproc: int = NprocOption,
     register: bool = typer.Option(True, help="Register the model in MLflow's registry."),
     verify: bool = VerifyOption,
     force: list[str] = ForceOption,
@@ -158,6 +170,7 @@ def run(
     from scenellm.stages.registry import check_names
 
     check_names(force or [])
+    overrides = with_nproc(overrides, nproc)
     if dry_run:
         dry_run_pipeline(overrides, verify, tuple(force or ()))
         return

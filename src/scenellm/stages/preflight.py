@@ -9,6 +9,7 @@
 - with ``detect.source=file``, ``detect.file`` is a valid detections file
   (:mod:`scenellm.data.detections`);
 - the requested devices (``detector.device``, ``detect.device``, ``finetune.device``) exist;
+- ``finetune.nproc`` ranks on CUDA have a GPU each;
 - the component options (``model.spatial_options`` …) are fields of the chosen
   components' configs.
 
@@ -86,6 +87,13 @@ def check_devices(params: Params) -> None:
             select_device(preference)
         except (RuntimeError, ValueError) as exc:
             raise UserError(f"{key}: {exc}.") from None
+    device = select_device(params.finetune.device)
+    if device.type == "cuda" and params.finetune.nproc > 1:
+        import torch
+
+        if params.finetune.nproc > torch.cuda.device_count():
+            raise UserError(f"finetune.nproc: {params.finetune.nproc} ranks need as many GPUs; "
+                            f"this machine has {torch.cuda.device_count()}.")
 
 
 def check_detector(params: Params) -> None:
