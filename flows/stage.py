@@ -2,7 +2,10 @@
 
 Deployed on the ``gpu`` work pool; the ``train`` flow routes its GPU stages here with
 ``run_deployment`` when ``orchestration.gpu_pool`` is set, then reuses the finished output
-through its fingerprint. Workers must share the project folder (or its artifact store).
+through its fingerprint. No shared folder is needed: a worker on another machine works in its
+own clone (``project_root`` is used only where that folder exists), pulls the data version
+from the DVC remote when ``data/`` is missing, fetches the upstream outputs it needs and
+pushes the one it computes (``SCENELLM_DVC_REMOTE``, :mod:`scenellm.stages.shared_outputs`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from scenellm.stages.pipeline import run_until
 
 @flow(name="stage", log_prints=True)
 def stage(name: str, overrides: list[str] | None = None, project_root: str | None = None) -> dict:
-    project = Project.discover(Path(project_root) if project_root else None)
+    here = Path(project_root) if project_root and Path(project_root).is_dir() else None
+    project = Project.discover(here)
     params = load_params(project.params_dir, overrides)
     results = run_until(name, params, project)
     result = results[name]

@@ -150,3 +150,50 @@ def ensure() -> None:
     state = "generated" if status.generated else "present"
     check = "matches data.dvc" if status.recorded else "not tracked by DVC"
     typer.echo(f"{status.root}: {state}, md5 {status.md5} ({check})")
+
+
+def _tracked_data():
+    """The project, its DVC remote and the ``.dvc`` file of the configured data root."""
+    from scenellm.config.load import load_params
+    from scenellm.data.dvc_remote import DvcRemote, tracking_file
+    from scenellm.project import Project
+
+    project = Project.discover()
+    root = project.data_root(load_params(project.params_dir).data.root)
+    dvc_file = tracking_file(project, root)
+    remote = DvcRemote.of(project)
+    if dvc_file is None or remote is None:
+        _fail(f"{root}: not tracked by a .dvc file in a DVC repository; nothing to push or "
+              "pull (`dvc add` it first).")
+    return root, dvc_file, remote
+
+
+@app.command()
+def push() -> None:
+    """Push the data version data.dvc records to the DVC remote `store` (DVC's cache
+    first); a no-op when the remote holds it. The remote: $SCENELLM_DVC_REMOTE, else DVC's
+    `store` remote, else .scenellm/dvc-remote."""
+    from scenellm.data.version import recorded_md5
+    from scenellm.errors import ServiceError, UserError
+
+    root, dvc_file, remote = _tracked_data()
+    try:
+        pushed = remote.push(dvc_file)
+    except (UserError, ServiceError) as exc:
+        _fail(str(exc))
+    state = "pushed to" if pushed else "already on"
+    typer.echo(f"{root}: md5 {recorded_md5(dvc_file)} {state} {remote}")
+
+
+@app.command()
+def pull() -> None:
+    """Check out the data version data.dvc records from the DVC remote `store` (what a
+    worker on a fresh clone does by itself when data/ is missing)."""
+    from scenellm.errors import ServiceError, UserError
+
+    root, dvc_file, remote = _tracked_data()
+    try:
+        md5 = remote.pull(dvc_file)
+    except (UserError, ServiceError) as exc:
+        _fail(str(exc))
+    typer.echo(f"{root}: md5 {md5} pulled from {remote}")

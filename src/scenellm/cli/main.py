@@ -239,16 +239,20 @@ def serve(
 @app.command()
 @user_errors
 def info(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
-    """Show the stores in use (MLflow, Optuna, Prefect, artifacts)."""
+    """Show the stores in use (MLflow, Optuna, Prefect, artifacts, the DVC remote)."""
+    from scenellm.data.dvc_remote import DvcRemote
     from scenellm.project import Project
 
     project = Project.discover()
+    remote = DvcRemote.of(project)
     stores = {
         "project_root": str(project.root),
         "mlflow_tracking_uri": project.mlflow_tracking_uri,
         "optuna_storage": project.optuna_storage,
         "prefect_api_url": project.prefect_api_url,
         "artifacts_dir": str(project.artifacts),
+        "dvc_remote": remote.url if remote else None,
+        "shared_stage_outputs": bool(remote and remote.explicit),
     }
     if as_json:
         typer.echo(json.dumps(stores, indent=2))

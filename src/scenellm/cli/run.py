@@ -131,15 +131,21 @@ def stage_runs_line(stage_runs: dict) -> str:
 
 def run_pipeline(overrides: list[str] | None, register: bool, verify: bool = False,
                  force: tuple[str, ...] = ()) -> dict:
+    import sys
+
     from scenellm.cli.embedded_api import embedded_api
     from scenellm.config.load import load_params
     from scenellm.data.default import ensure_data
+    from scenellm.data.dvc_remote import push_tracked
     from scenellm.stages.preflight import preflight
 
     project = Project.discover()
     params = load_params(project.params_dir, overrides)
     prefect_environment(project)  # the API boots while the data is checked and flows import
-    ensure_data(project, params.data)
+    status = ensure_data(project, params.data)
+    pushed = push_tracked(project, status.root)  # what a worker on another machine pulls
+    if pushed:
+        print(f"scenellm: data {status.md5} pushed to {pushed}", file=sys.stderr)
     preflight(params)
     train = load_flow(project, "train", "train")
     try:

@@ -21,10 +21,13 @@ MetricsLogger = Callable[[str, dict[str, float], int | None], None]
 
 def resolve_data(params: Params, project: Project) -> tuple[Path, str]:
     """The configured data root and its DVC md5 (the data version); links that leave the
-    root or dangle are refused before any file is read."""
+    root or dangle are refused before any file is read. A missing root that a ``.dvc``
+    file tracks is pulled from the DVC remote first (a worker on a fresh clone)."""
+    from scenellm.data.dvc_remote import pull_missing
     from scenellm.data.frame_files import check_links
 
     root = project.data_root(params.data.root)
+    pull_missing(project, root)
     check_links(root)
     return root, data_version(root, cache_dir=project.home)
 
@@ -32,11 +35,21 @@ def resolve_data(params: Params, project: Project) -> tuple[Path, str]:
 def run_one(name: str, params: Params, project: Project, data_root: Path, version: str,
             results: dict[str, StageResult], log_metrics: MetricsLogger | None = None,
             verify: bool = False, force: bool = False) -> StageResult:
+    """Run or reuse one stage; with shared outputs on (:mod:`scenellm.stages.shared_outputs`)
+    an output missing here is fetched first, and one the remote lacks is pushed after."""
+    from scenellm.stages.shared_outputs import SharedOutputs
+
     module = stage_module(name)
     inputs = {dep: results[dep] for dep in module.SPEC.upstream}
     logger = (lambda m, step=None: log_metrics(name, m, step)) if log_metrics else None
-    return run_stage(module.SPEC, module.run, params, project, data_root, version, inputs,
-                     log_metrics=logger, verify=verify, force=force)
+    shared = SharedOutputs.of(project)
+    if shared and not force:
+        shared.fetch(module.SPEC, params, version, inputs, project)
+    result = run_stage(module.SPEC, module.run, params, project, data_root, version, inputs,
+                       log_metrics=logger, verify=verify, force=force)
+    if shared:
+        shared.push(result)
+    return result
 
 
 def run_until(target: str, params: Params, project: Project,
