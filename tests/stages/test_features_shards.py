@@ -122,6 +122,35 @@ def test_a_kill_in_the_middle_of_the_map_resumes_to_the_sequential_store(sequent
         == [final.name]
 
 
+def test_a_shard_has_the_same_bytes_on_any_intra_op_thread_count(tmp_path):
+    """On CPU a matmul of 16 or more RoIs reduces in a thread-count-dependent order, so each
+    shard is computed on one thread: the plain loop (all cores) and N workers agree."""
+    import hashlib
+
+    import torch
+
+    from scenellm.data.ag import load_action_genome
+    from scenellm.data.tables import build_tables
+    from scenellm.device import intra_op_threads
+    from scenellm.features.backbone import build_backbone
+
+    generate(tmp_path / "data", seed=3, videos=1, frames=6, size=(160, 120))
+    tables = build_tables(load_action_genome(tmp_path / "data"))
+    torch.manual_seed(0)
+    detector = build_backbone({"name": "small_cnn", "feature_dim": 256, "pooled_size": 7,
+                               "seed": 0, "checkpoint": None}).eval()
+
+    def digest(threads: int) -> str:
+        with intra_op_threads(threads):
+            tensors, _ = features.video_features(detector, tmp_path / "data", tables["frames"],
+                                                 tables["objects"], torch.device("cpu"), 8)
+        assert len(tensors["labels"]) >= 16  # enough RoIs in one batch to split the sum
+        return hashlib.sha256(b"".join(tensors[k].numpy().tobytes()
+                                       for k in sorted(tensors))).hexdigest()
+
+    assert digest(2) == digest(1) == digest(4)
+
+
 def test_the_worker_count_is_not_in_the_fingerprint(tmp_path):
     project = make_project(tmp_path / "project", tmp_path / "data")
 

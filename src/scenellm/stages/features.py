@@ -6,14 +6,13 @@ after a kill recomputes only shards that are missing or whose bytes no longer ma
 journal is folded into ``manifest.json`` at the end, so an interrupted-then-resumed store is
 byte-identical to an uninterrupted one.
 
-Shard workers: with ``orchestration.feature_workers`` = N > 1 the videos still to write are
-mapped in groups over N threads, each group a Prefect task run
-(:mod:`scenellm.stages.shards`); the detector is trained before, in this thread. Each
-worker writes its shards atomically and appends to the journal under one lock, and the
-manifest lists the videos in sorted order, so the store is byte-identical to the one plain
-loop's. Every shard is computed on one intra-op thread (:func:`scenellm.device.
-intra_op_threads`): float32 matmuls on CPU reduce in a thread-count-dependent order, so a
-fixed count keeps the bytes independent of N and of the machine's cores.
+Shard workers: with ``orchestration.feature_workers`` = N > 1, the detector is trained
+first, here, then the videos still to write are mapped in groups over N threads, each group
+a Prefect task run (:mod:`scenellm.stages.shards`). Workers write their shards atomically
+and append to the journal under one lock; the manifest lists the videos in sorted order.
+Each shard is computed on one intra-op thread (``video_features``): CPU float32 matmuls
+reduce in a thread-count-dependent order, and a fixed count makes the store byte-identical
+for any N and any number of cores.
 """
 
 from __future__ import annotations
@@ -131,6 +130,18 @@ class Throughput:
                         info=f"{self.frames / elapsed if elapsed > 0 else 0:.1f} frames/s")
 
 
+def video_features(detector, data_root: Path, frames, objects, device, batch_size: int):
+    """:func:`scenellm.features.frames.video_shard` on one intra-op thread, so its bytes do
+    not depend on the thread count (module docstring)."""
+    import torch
+
+    from scenellm.device import intra_op_threads
+    from scenellm.features.frames import video_shard
+
+    with intra_op_threads(1), torch.no_grad():
+        return video_shard(detector, data_root, frames, objects, device, batch_size)
+
+
 def shard_entry(sha: str, tensors: dict, meta: dict) -> dict:
     """A shard's manifest (and journal) record."""
     return {"sha256": sha, "num_objects": int(tensors["labels"].numel()),
@@ -139,11 +150,8 @@ def shard_entry(sha: str, tensors: dict, meta: dict) -> dict:
 
 
 def run(ctx: StageContext) -> dict:
-    import torch
-
     from scenellm.data.tables import read_tables
-    from scenellm.device import intra_op_threads, select_device
-    from scenellm.features.frames import video_shard
+    from scenellm.device import select_device
     from scenellm.features.store import FeatureStore
     from scenellm.progress import progress
     from scenellm.stages.shards import map_shards, peak_parallel
@@ -171,10 +179,9 @@ def run(ctx: StageContext) -> dict:
         counter = Throughput(bar, done=len(videos) - len(todo))
 
         def write(video_id: str) -> None:
-            with intra_op_threads(1), torch.no_grad():
-                tensors, meta = video_shard(detector, ctx.data_root, frames_by_video[video_id],
-                                            objects_by_video.get(video_id, objects.iloc[:0]),
-                                            device, p.batch_size)
+            tensors, meta = video_features(detector, ctx.data_root, frames_by_video[video_id],
+                                           objects_by_video.get(video_id, objects.iloc[:0]),
+                                           device, p.batch_size)
             sha = store.write_shard(video_id, tensors, meta)
             entry = shard_entry(sha, tensors, meta)
             with lock:
