@@ -56,3 +56,20 @@ def autocast_context(
     if enabled and device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def intra_op_threads(n: int):
+    """Run the block on ``n`` intra-op threads, then restore the count. Set from a worker
+    thread it holds for that thread only (OpenMP and MKL keep the count per thread).
+
+    CPU float32 matmuls reduce in a thread-count-dependent order: the detector's box head
+    gave different bits on 1, 2 and 4 threads. A fixed count makes the bytes independent of
+    the machine's cores and of how many workers share them.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

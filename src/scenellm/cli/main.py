@@ -126,6 +126,7 @@ def stage(
 ) -> None:
     """Run one pipeline stage, reusing every output whose inputs did not change."""
     from scenellm.cli.report import print_plan, print_stage_results, write_history, write_metrics
+    from scenellm.cli.run import prefect_for_shards
     from scenellm.stages.pipeline import resolve_data, run_until
     from scenellm.stages.plan import plan
     from scenellm.stages.preflight import preflight
@@ -139,6 +140,7 @@ def stage(
         print_plan(plan(name, params, project, version, verify, tuple(force or ())), as_json)
         return
     preflight(params, name)
+    prefect_for_shards(name, params, project, verify, tuple(force or ()))
     results = run_until(name, params, project, verify=verify, force=tuple(force or ()))
     if publish:
         publish_output(results[name].path, publish)

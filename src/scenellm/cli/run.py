@@ -22,12 +22,32 @@ def prefect_environment(project: Project) -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # shard task runs of `scenellm stage features` run outside a flow: no run to log to
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # no "creating tables" chatter
     import logging
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     start_embedded_api(Path(os.environ["PREFECT_HOME"]))
+
+
+def prefect_for_shards(target: str, params, project: Project, verify: bool,
+                       force: tuple[str, ...]) -> None:
+    """``scenellm stage``: the Prefect API the features stage's shard task runs report to
+    (``orchestration.feature_workers`` > 1), started only when that stage will compute."""
+    from scenellm.cli.embedded_api import wait_for_embedded_api
+    from scenellm.stages.pipeline import resolve_data
+    from scenellm.stages.plan import plan
+
+    if params.orchestration.feature_workers == 1:
+        return
+    _, version = resolve_data(params, project)
+    if any(p.name == "features" and p.action != "reuse"
+           for p in plan(target, params, project, version, verify, force)):
+        prefect_environment(project)
+        quiet_user_errors()
+        wait_for_embedded_api()
 
 
 class QuietUserErrors:

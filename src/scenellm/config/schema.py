@@ -216,6 +216,10 @@ class OrchestrationParams(Section):
     )
     gpu_pool: NonEmpty | None = Field(None, description="Work pool running GPU stages; None = local.")
     gpu_stages: list[Stage] = Field(["features", "vqvae", "finetune"], description="Routed stages.")
+    feature_workers: PositiveInt = Field(
+        1, le=256, description="Worker threads that write feature shards, each shard group a "
+        "Prefect task run; 1 = one plain loop. Never changes the store's bytes, so it is not "
+        "in the features fingerprint.")
     experiment: NonEmpty = Field("scenellm", description="MLflow experiment name.")
     retrain_cron: Cron = Field("0 3 * * 1", description="Schedule of `scenellm serve` (cron).")
 

@@ -5,12 +5,21 @@ Resumable: every written shard is journaled with its sha256 in ``journal.jsonl``
 after a kill recomputes only shards that are missing or whose bytes no longer match. The
 journal is folded into ``manifest.json`` at the end, so an interrupted-then-resumed store is
 byte-identical to an uninterrupted one.
+
+Shard workers: with ``orchestration.feature_workers`` = N > 1, the detector is trained
+first, here, then the videos still to write are mapped in groups over N threads, each group
+a Prefect task run (:mod:`scenellm.stages.shards`). Workers write their shards atomically
+and append to the journal under one lock; the manifest lists the videos in sorted order.
+Each shard is computed on one intra-op thread (``video_features``): CPU float32 matmuls
+reduce in a thread-count-dependent order, and a fixed count makes the store byte-identical
+for any N and any number of cores.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -104,14 +113,48 @@ def build_detector(ctx: StageContext, frames, objects, device):
     return model.eval(), history
 
 
-def run(ctx: StageContext) -> dict:
+class Throughput:
+    """The progress bar's count and frames/s, updated by the worker that wrote a shard."""
+
+    def __init__(self, bar, done: int) -> None:
+        self.bar, self.done = bar, done
+        self.computed = self.frames = 0
+        self.start = time.perf_counter()
+        bar.update(done)
+
+    def add(self, frames: int) -> None:
+        self.computed += 1
+        self.frames += frames
+        elapsed = time.perf_counter() - self.start
+        self.bar.update(self.done + self.computed,
+                        info=f"{self.frames / elapsed if elapsed > 0 else 0:.1f} frames/s")
+
+
+def video_features(detector, data_root: Path, frames, objects, device, batch_size: int):
+    """:func:`scenellm.features.frames.video_shard` on one intra-op thread, so its bytes do
+    not depend on the thread count (module docstring)."""
     import torch
 
+    from scenellm.device import intra_op_threads
+    from scenellm.features.frames import video_shard
+
+    with intra_op_threads(1), torch.no_grad():
+        return video_shard(detector, data_root, frames, objects, device, batch_size)
+
+
+def shard_entry(sha: str, tensors: dict, meta: dict) -> dict:
+    """A shard's manifest (and journal) record."""
+    return {"sha256": sha, "num_objects": int(tensors["labels"].numel()),
+            "num_pairs": int(tensors["pair_idx"].shape[0]),
+            "num_frames": int(tensors["frame_index"].max()) + 1, "split": meta["split"]}
+
+
+def run(ctx: StageContext) -> dict:
     from scenellm.data.tables import read_tables
     from scenellm.device import select_device
-    from scenellm.features.frames import video_shard
     from scenellm.features.store import FeatureStore
     from scenellm.progress import progress
+    from scenellm.stages.shards import map_shards, peak_parallel
 
     start = time.perf_counter()
     p = ctx.params.detector
@@ -123,42 +166,43 @@ def run(ctx: StageContext) -> dict:
     store = FeatureStore(ctx.workdir)
     journal = load_journal(ctx.workdir)
     videos = sorted(frames["video_id"].unique())
+    todo = [v for v in videos
+            if not (v in journal and store.has_valid_shard(v, journal[v]["sha256"]))]
     frames_by_video = dict(tuple(frames.groupby("video_id")))
     objects_by_video = dict(tuple(objects.groupby("video_id")))
-    computed = reused = n_frames = 0
-    compute_start = time.perf_counter()
+    # not in SPEC.sections: the worker count changes no byte of the output (the test
+    # tests/stages/test_features_shards.py shows it), so it must not change the fingerprint
+    workers = ctx.params.orchestration.feature_workers
+    lock = threading.Lock()  # one journal line and one bar update at a time
     resumed = f"with {len(journal)} of {len(videos)} videos written" if journal else None
-    with progress("features", len(videos), "videos", resumed=resumed) as bar, torch.no_grad():
-        for video_id in videos:
-            entry = journal.get(video_id)
-            if entry and store.has_valid_shard(video_id, entry["sha256"]):
-                reused += 1
-            else:
-                tensors, meta = video_shard(detector, ctx.data_root, frames_by_video[video_id],
-                                            objects_by_video.get(video_id, objects.iloc[:0]),
-                                            device, p.batch_size)
-                sha = store.write_shard(video_id, tensors, meta)
+    with progress("features", len(videos), "videos", resumed=resumed) as bar:
+        counter = Throughput(bar, done=len(videos) - len(todo))
+
+        def write(video_id: str) -> None:
+            tensors, meta = video_features(detector, ctx.data_root, frames_by_video[video_id],
+                                           objects_by_video.get(video_id, objects.iloc[:0]),
+                                           device, p.batch_size)
+            sha = store.write_shard(video_id, tensors, meta)
+            entry = shard_entry(sha, tensors, meta)
+            with lock:
                 killpoint("features.shard_written")
-                entry = {"sha256": sha, "num_objects": int(tensors["labels"].numel()),
-                         "num_pairs": int(tensors["pair_idx"].shape[0]),
-                         "num_frames": int(tensors["frame_index"].max()) + 1,
-                         "split": meta["split"]}
                 append_journal(ctx.workdir, video_id, entry)
                 journal[video_id] = entry
-                computed += 1
-                n_frames += entry["num_frames"]
-            elapsed = time.perf_counter() - compute_start
-            bar.update(reused + computed, info=f"{n_frames / elapsed if elapsed > 0 else 0:.1f} "
-                                                "frames/s")
-    compute_seconds = time.perf_counter() - compute_start
+                counter.add(entry["num_frames"])
+
+        runs = map_shards(write, todo, workers, "features")
+    compute_seconds = time.perf_counter() - counter.start
     store.write_manifest(ctx.data_version, {k: v for k, v in detector_config(ctx).items()},
                          detector.feature_dim, {v: journal[v] for v in videos})
     killpoint("features.manifest_written")
     (ctx.workdir / JOURNAL).unlink(missing_ok=True)
     return {
-        "computed": computed, "reused": reused, "shards": len(videos),
-        "frames_computed": n_frames,
-        "frames_per_second": n_frames / compute_seconds if compute_seconds > 0 else 0.0,
+        "computed": counter.computed, "reused": len(videos) - len(todo), "shards": len(videos),
+        "frames_computed": counter.frames,
+        "frames_per_second": counter.frames / compute_seconds if compute_seconds > 0 else 0.0,
         "seconds": time.perf_counter() - start,
         "detector_train_accuracy": history[-1]["accuracy"] if history else None,
+        "shard_workers": workers,
+        "shard_task_runs": sum(r.task_run_id is not None for r in runs),
+        "shard_peak_parallel": peak_parallel(runs),
     }
