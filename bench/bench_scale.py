@@ -164,7 +164,7 @@ def measure_stages(tmp: Path, data: dict[int, Path], args: argparse.Namespace, s
     for label, videos in labels.items():
         make_project(tmp / label, data[videos], overrides(args))
     runs: dict[str, dict] = {label: {} for label in labels}
-    for stage in STAGES:
+    for stage in STAGES[: STAGES.index(args.until) + 1]:
         for label in labels:
             runs[label][stage] = run_stage(stage, tmp / label, tmp / f"home-{label}", label)
             saved(runs)
@@ -174,7 +174,7 @@ def measure_stages(tmp: Path, data: dict[int, Path], args: argparse.Namespace, s
 def stage_rows(runs: dict) -> list[dict]:
     rows = []
     counts = {label: r["prepare"]["metrics"] for label, r in runs.items()}
-    for stage in STAGES:
+    for stage in runs["large"]:
         a, b, big = runs["small-a"][stage], runs["small-b"][stage], runs["large"][stage]
         if big["metrics"] == SKIPPED:
             rows.append({"stage": stage, "pass": "skipped (no sgdet)"})
@@ -276,6 +276,8 @@ def projection(rows: list[dict], evaluator: list[dict], eval_frames: int, args) 
         out.append(
             {"stage": stage, "frames": frames, "epochs_factor": scale, "hours": seconds / 3600}
         )
+    if not evaluator:
+        return out
     eval_s = sum(r["wall_s"] for r in evaluator) / eval_frames * FULL_AG["test_frames"]
     out.append(
         {
@@ -307,8 +309,11 @@ def main() -> None:
         help="phase (b) and (c) epochs",
     )
     parser.add_argument("--sgdet", action="store_true", help="add sgdet: runs the detect stage")
-    parser.add_argument("--eval-frames", type=int, default=56_000)
+    parser.add_argument("--eval-frames", type=int, default=56_000, help="0: no evaluator run")
     parser.add_argument("--skip-stages", action="store_true", help="only the evaluator")
+    parser.add_argument(
+        "--until", choices=STAGES, default=STAGES[-1], help="measure the stages up to this one"
+    )
     parser.add_argument(
         "--cache",
         type=Path,
@@ -331,13 +336,14 @@ def main() -> None:
         "complete": False,
     }
     # the evaluator first (minutes): a stage run cut short still leaves its numbers
-    report["evaluator"] = evaluator_run(args.eval_frames, args.seed)
-    print_table(
-        report["evaluator"],
-        tuple(report["evaluator"][0]),
-        title=f"evaluator, {args.eval_frames} frames",
-    )
-    write_json(args.json, report)
+    report["evaluator"] = evaluator_run(args.eval_frames, args.seed) if args.eval_frames else []
+    if report["evaluator"]:
+        print_table(
+            report["evaluator"],
+            tuple(report["evaluator"][0]),
+            title=f"evaluator, {args.eval_frames} frames",
+        )
+        write_json(args.json, report)
     if not args.skip_stages:
         args.cache.mkdir(parents=True, exist_ok=True)
         data, report["generated_s"] = {}, {}
