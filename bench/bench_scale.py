@@ -25,6 +25,9 @@ imports, no reuse checks of upstream stages) over the frames of the splits it re
 - ``evaluate``: every kept frame (it fits its references on the train split's pairs, then
   scores the model and the references on the test split).
 
+``cpu_ratio`` is the same ratio in CPU seconds of the whole child process (imports
+included), which a shared machine's load moves less than wall time.
+
 Training stages run the same number of epochs at both sizes, so seconds per frame are per
 epoch too: the VQ-VAE's early stopping cannot trigger (patience above the epochs) and
 fine-tuning runs every epoch (``max_steps=0``, ``patience=0``; its step budget follows the
@@ -184,6 +187,9 @@ def stage_rows(runs: dict) -> list[dict]:
         spf_small = (a["stage_s"] + b["stage_s"]) / 2 / frames_small
         spf_large = big["stage_s"] / frames_large
         rss_ratio, time_ratio = big["maxrss_mb"] / rss_small, spf_large / spf_small
+        # CPU seconds of the whole process (imports too): steadier than wall time under load
+        cpu_small = (a["cpu_s"] + b["cpu_s"]) / 2 / frames_small
+        cpu_ratio = big["cpu_s"] / frames_large / cpu_small
         rows.append(
             {
                 "stage": stage,
@@ -195,6 +201,7 @@ def stage_rows(runs: dict) -> list[dict]:
                 "ms_per_frame_1x": 1000 * spf_small,
                 "ms_per_frame_Nx": 1000 * spf_large,
                 "time_ratio": time_ratio,
+                "cpu_ratio": cpu_ratio,
                 "pass": rss_ratio <= RSS_TARGET and time_ratio <= TIME_TARGET,
             }
         )
