@@ -215,7 +215,8 @@ def evaluator_run(frames: int, seed: int) -> list[dict]:
     from scenellm.data import vocab
     from scenellm.evaluation import SceneGraphEvaluator
 
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in bench_evaluator.py; the stages keep torch's default
     rng = np.random.default_rng(seed)
     start = time.perf_counter()
     videos = [
@@ -250,41 +251,67 @@ def evaluator_run(frames: int, seed: int) -> list[dict]:
                 }
             )
             print(f"  evaluator {mode}/{constraint}: {wall:.2f} s", flush=True)
+    torch.set_num_threads(threads)
     return rows
 
 
-def projection(rows: list[dict], evaluator: list[dict], eval_frames: int, args) -> list[dict]:
-    """Hours for full AG at the large size's per-frame costs, the epochs as shipped."""
+def projection(runs: dict, evaluator: list[dict], eval_frames: int, args) -> list[dict]:
+    """Hours for full AG at the large size's per-frame costs with the shipped epochs (the
+    VQ-VAE's maximum: early stopping may end it sooner). The features stage splits into
+    the crop classifier's training (train frames × epochs) and extraction (every frame,
+    once), from its metrics."""
     import yaml
 
     shipped = {}
     for path in (REPO / "params").glob("*.yaml"):
         shipped.update(yaml.safe_load(path.read_text()))
-    bench_epochs = {
-        "features": args.detector_epochs,
-        "detect": args.detect_epochs,
-        "vqvae": args.vqvae_epochs,
-        "finetune": sum(args.finetune_epochs),
+    finetune = shipped["finetune"]
+    parts = {  # part: (stage, frames, epochs shipped / epochs measured)
+        "prepare": ("prepare", FULL_AG["train_frames"] + FULL_AG["test_frames"], 1.0),
+        "features: detector training": (
+            "features",
+            FULL_AG["train_frames"],
+            shipped["detector"]["epochs"] / args.detector_epochs,
+        ),
+        "features: extraction": ("features", FULL_AG["train_frames"] + FULL_AG["test_frames"], 1.0),
+        "vqvae": ("vqvae", FULL_AG["train_frames"], shipped["vqvae"]["epochs"] / args.vqvae_epochs),
+        "finetune": (
+            "finetune",
+            FULL_AG["train_frames"],
+            (finetune["phase_b_epochs"] + finetune["phase_c_epochs"]) / sum(args.finetune_epochs),
+        ),
+        "evaluate": ("evaluate", FULL_AG["train_frames"] + FULL_AG["test_frames"], 1.0),
     }
-    full_epochs = {
-        "features": shipped["detector"]["epochs"],
-        "detect": shipped["detect"]["epochs"],
-        "vqvae": shipped["vqvae"]["epochs"],
-        "finetune": shipped["finetune"]["phase_b_epochs"] + shipped["finetune"]["phase_c_epochs"],
-    }
+    large, counts = runs["large"], runs["large"]["prepare"]["metrics"]
     out = []
-    for row in rows:
-        stage = row["stage"]
-        if "ms_per_frame_Nx" not in row:
+    for part, (stage, frames, epochs) in parts.items():
+        if stage not in large or large[stage]["metrics"] == SKIPPED:
             continue
-        frames = stage_frames(stage, FULL_AG)
-        scale = full_epochs.get(stage, 1) / max(bench_epochs.get(stage, 1), 1)
-        seconds = row["ms_per_frame_Nx"] / 1000 * frames * scale
+        seconds, measured = large[stage]["stage_s"], stage_frames(stage, counts)
+        if stage == "features":
+            m = large[stage]["metrics"]
+            extraction = m["frames_computed"] / m["frames_per_second"]
+            training = "training" in part
+            seconds = seconds - extraction if training else extraction
+            measured = counts["train_frames"] if training else measured
+        ms = 1000 * seconds / measured
+        hours = ms / 1000 * frames * epochs / 3600
         out.append(
-            {"stage": stage, "frames": frames, "epochs_factor": scale, "hours": seconds / 3600}
+            {"part": part, "ms_per_frame": ms, "frames": frames, "epochs_x": epochs, "hours": hours}
         )
-    if not evaluator:
-        return out
+    if evaluator:
+        ms = 1000 * sum(r["wall_s"] for r in evaluator) / eval_frames
+        frames = FULL_AG["test_frames"]
+        out.append(
+            {
+                "part": "evaluator alone (6 runs)",
+                "ms_per_frame": ms,
+                "frames": frames,
+                "epochs_x": 1.0,
+                "hours": ms / 1000 * frames / 3600,
+            }
+        )
+    return out
     eval_s = sum(r["wall_s"] for r in evaluator) / eval_frames * FULL_AG["test_frames"]
     out.append(
         {
@@ -369,7 +396,7 @@ def main() -> None:
         )
         print_table(rows, tuple(rows[0]))
         projected = report["projection"] = projection(
-            rows, report["evaluator"], args.eval_frames, args
+            report["runs"], report["evaluator"], args.eval_frames, args
         )
         print_table(projected, tuple(projected[0]), title="full AG at the Nx per-frame costs")
     report["complete"] = True
