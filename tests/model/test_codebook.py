@@ -9,6 +9,7 @@ from scenellm.model.codebook import (
     Codebook,
     codes_in_use,
     kmeans,
+    kmeans_plus_plus,
     perplexity,
     squared_distances,
 )
@@ -29,6 +30,32 @@ def test_squared_distances_match_cdist() -> None:
     torch.testing.assert_close(
         squared_distances(x, e), torch.cdist(x, e) ** 2, atol=1e-5, rtol=1e-5
     )
+
+
+def test_squared_distances_take_known_row_norms_unchanged() -> None:
+    g = torch.Generator().manual_seed(0)
+    x, e = torch.randn(7, 5, generator=g), torch.randn(4, 5, generator=g)
+    x_sq = x.pow(2).sum(1, keepdim=True)
+    assert torch.equal(squared_distances(x, e, x_sq), squared_distances(x, e))
+
+
+def reference_kmeans_plus_plus(x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
+    """Arthur & Vassilvitskii's seeding written plainly: each seed drawn with weight the
+    squared distance to the nearest seed so far (uniform when every weight is 0)."""
+    seeds = x[torch.randint(x.shape[0], (1,), generator=g)]
+    for _ in range(k - 1):
+        nearest = squared_distances(x, seeds).clamp(min=0).min(1).values
+        weights = nearest if nearest.sum() > 0 else torch.ones_like(nearest)
+        seeds = torch.cat([seeds, x[torch.multinomial(weights, 1, generator=g)]])
+    return seeds
+
+
+@pytest.mark.parametrize("rows", [3, 40, 300])  # fewer rows than seeds: uniform fallback
+def test_kmeans_plus_plus_draws_the_reference_seeds(rows: int) -> None:
+    x = torch.randn(rows, 6, generator=torch.Generator().manual_seed(rows))
+    seeds = kmeans_plus_plus(x, 8, torch.Generator().manual_seed(2))
+    torch.testing.assert_close(seeds, reference_kmeans_plus_plus(x, 8,
+                                                                 torch.Generator().manual_seed(2)))
 
 
 def test_eval_quantizes_to_nearest_code_and_changes_no_buffer() -> None:

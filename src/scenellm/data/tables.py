@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
 import pandas as pd
 
 from scenellm.data import vocab
@@ -14,6 +17,7 @@ OBJECT_COLUMNS = ["frame_key", "video_id", "split", "object_idx", "class_id", "c
                   "n_contacting"]
 RELATION_COLUMNS = ["frame_key", "video_id", "split", "object_idx", "kind", "predicate",
                     "predicate_id", "local_id"]
+TABLES = ("frames", "objects", "relations")
 KIND_OFFSET = {"attention": 0, "spatial": len(vocab.ATTENTION),
                "contacting": len(vocab.ATTENTION) + len(vocab.SPATIAL)}
 
@@ -46,6 +50,27 @@ def build_tables(dataset: ActionGenome) -> dict[str, pd.DataFrame]:
     }
 
 
-def read_tables(folder) -> dict[str, pd.DataFrame]:
-    return {name: pd.read_parquet(folder / f"{name}.parquet")
-            for name in ("frames", "objects", "relations")}
+class PreparedTables(Mapping):
+    """The tables of a ``prepare`` output, each read from its parquet file when first asked
+    for: a reader that never looks at ``relations``, the largest, never holds it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._read: dict[str, pd.DataFrame] = {}
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in TABLES:
+            raise KeyError(name)
+        if name not in self._read:
+            self._read[name] = pd.read_parquet(self.folder / f"{name}.parquet")
+        return self._read[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(TABLES)
+
+    def __len__(self) -> int:
+        return len(TABLES)
+
+
+def read_tables(folder: Path) -> PreparedTables:
+    return PreparedTables(folder)

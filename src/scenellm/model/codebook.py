@@ -38,9 +38,12 @@ def codes_in_use(counts: Tensor) -> int:
     return int((counts > 0).sum())
 
 
-def squared_distances(x: Tensor, embed: Tensor) -> Tensor:
-    """||x_i - e_k||^2 = ||x_i||^2 - 2 x_i . e_k + ||e_k||^2; x (N, D), embed (K, D) -> (N, K)."""
-    return x.pow(2).sum(1, keepdim=True) - 2 * x @ embed.T + embed.pow(2).sum(1)
+def squared_distances(x: Tensor, embed: Tensor, x_sq: Tensor | None = None) -> Tensor:
+    """||x_i - e_k||^2 = ||x_i||^2 - 2 x_i . e_k + ||e_k||^2; x (N, D), embed (K, D) -> (N, K).
+
+    ``x_sq``: ||x_i||^2 (N, 1) when the caller already has it (the same numbers)."""
+    x_sq = x.pow(2).sum(1, keepdim=True) if x_sq is None else x_sq
+    return x_sq - 2 * x @ embed.T + embed.pow(2).sum(1)
 
 
 def cluster_sums(x: Tensor, assign: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -68,16 +71,18 @@ def kmeans_plus_plus(x: Tensor, k: int, generator: torch.Generator | None = None
 
     Far better than k uniform rows at putting one seed in each well-separated cluster.
     """
-    first = torch.randint(x.shape[0], (1,), generator=generator)
-    seeds = [x[first.to(x.device)]]  # each (1, D)
-    nearest = squared_distances(x, seeds[0]).squeeze(1).clamp(min=0)  # (N,)
+    # ||x_i||^2 once: recomputed per seed, its (N, D) temporary, freed between small
+    # allocations, left the heap growing by N·D floats per seed (1.3 GB for 10k × 64, K 512)
+    x_sq = x.pow(2).sum(1, keepdim=True)  # (N, 1)
+    rows = [torch.randint(x.shape[0], (1,), generator=generator).to(x.device)]
+    nearest = squared_distances(x, x[rows[0]], x_sq).squeeze(1).clamp(min=0)  # (N,)
     for _ in range(k - 1):
         # All rows coincide with a seed (N < k or duplicates): fall back to uniform draws.
         weights = nearest if nearest.sum() > 0 else torch.ones_like(nearest)
-        row = torch.multinomial(weights.cpu(), 1, generator=generator)
-        seeds.append(x[row.to(x.device)])
-        nearest = torch.minimum(nearest, squared_distances(x, seeds[-1]).squeeze(1).clamp(min=0))
-    return torch.cat(seeds)
+        rows.append(torch.multinomial(weights.cpu(), 1, generator=generator).to(x.device))
+        seed = x[rows[-1]]  # (1, D)
+        nearest = torch.minimum(nearest, squared_distances(x, seed, x_sq).squeeze(1).clamp(min=0))
+    return x[torch.cat(rows)]
 
 
 def kmeans(

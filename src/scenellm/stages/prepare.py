@@ -48,14 +48,14 @@ def run(ctx: StageContext) -> dict:
     for child in ctx.workdir.iterdir():  # not resumable: start clean
         shutil.rmtree(child) if child.is_dir() else child.unlink()
     dataset = load_action_genome(ctx.data_root, min_frames=ctx.params.prepare.min_frames)
-    tables = build_tables(dataset)
+    tables, counts = build_tables(dataset), dataset.counts()
+    del dataset  # the tables hold it all; validation's copies then take its place in memory
     if ctx.params.prepare.validate_data:
         outcome = validate(ctx, tables)
         (ctx.workdir / "validation.json").write_text(json.dumps(outcome, indent=2,
                                                                 sort_keys=True))
     for name, table in tables.items():
         table.to_parquet(ctx.workdir / f"{name}.parquet", index=False)
-    counts = dataset.counts()
     summary = {"data_version": ctx.data_version, "splits": counts}
     (ctx.workdir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return {f"{split}_{key}": value for split, c in counts.items() for key, value in c.items()}
