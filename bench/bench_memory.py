@@ -28,6 +28,7 @@ from pathlib import Path
 
 from common import (
     PYTHON,
+    add_pipeline_args,
     child_env,
     make_project,
     print_table,
@@ -104,19 +105,7 @@ def measure(tmp: Path, videos: int, args: argparse.Namespace) -> dict[str, dict]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=100, help="N; 2N is measured too")
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--size", type=int, nargs=2, default=(160, 120), metavar=("W", "H"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--detector-epochs", type=int, default=1)
-    parser.add_argument("--vqvae-epochs", type=int, default=2)
-    parser.add_argument(
-        "--finetune-epochs",
-        type=int,
-        nargs=2,
-        default=(1, 1),
-        metavar=("B", "C"),
-        help="phase (b) and (c) epochs",
-    )
+    add_pipeline_args(parser)
     parser.add_argument("--tiny-params", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")

@@ -60,6 +60,7 @@ import numpy as np
 from common import (
     REPO,
     SCENELLM,
+    add_pipeline_args,
     child_env,
     make_project,
     print_table,
@@ -328,20 +329,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=100, help="N, the 1x size")
     parser.add_argument("--scale", type=int, default=10, help="the large size is scale x N")
-    parser.add_argument("--frames", type=int, default=16, help="frames per video")
-    parser.add_argument("--size", type=int, nargs=2, default=(160, 120), metavar=("W", "H"))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--detector-epochs", type=int, default=1)
+    add_pipeline_args(parser)
     parser.add_argument("--detect-epochs", type=int, default=1)
-    parser.add_argument("--vqvae-epochs", type=int, default=2)
-    parser.add_argument(
-        "--finetune-epochs",
-        type=int,
-        nargs=2,
-        default=(1, 1),
-        metavar=("B", "C"),
-        help="phase (b) and (c) epochs",
-    )
     parser.add_argument("--sgdet", action="store_true", help="add sgdet: runs the detect stage")
     parser.add_argument("--eval-frames", type=int, default=56_000, help="0: no evaluator run")
     parser.add_argument("--skip-stages", action="store_true", help="only the evaluator")

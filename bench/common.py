@@ -243,3 +243,14 @@ def write_json(path: Path | None, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**payload, "machine": machine_info()}, indent=2, default=str))
     print(f"wrote {path}")
+
+
+def add_pipeline_args(parser) -> None:
+    """The synthetic data and epoch options the pipeline benches share."""
+    parser.add_argument("--frames", type=int, default=16, help="frames per video")
+    parser.add_argument("--size", type=int, nargs=2, default=(160, 120), metavar=("W", "H"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--detector-epochs", type=int, default=1)
+    parser.add_argument("--vqvae-epochs", type=int, default=2)
+    parser.add_argument("--finetune-epochs", type=int, nargs=2, default=(1, 1),
+                        metavar=("B", "C"), help="phase (b) and (c) epochs")
