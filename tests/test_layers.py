@@ -17,7 +17,7 @@ LAYERS = {
     "stages": 3, "search": 3, "audit": 3, "ablation": 3,
     "tracking": 2, "inference": 2,
     "model": 1, "evaluation": 1, "features": 1, "data": 1,
-    "io": 0, "device": 0, "distributed": 0, "faults": 0, "config": 0, "errors": 0, "project": 0, "progress": 0,
+    "io": 0, "device": 0, "distributed": 0, "memory": 0, "faults": 0, "config": 0, "errors": 0, "project": 0, "progress": 0,
     "__init__": 0,
 }
 

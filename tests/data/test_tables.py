@@ -32,3 +32,34 @@ def test_read_tables_reads_a_table_only_when_it_is_asked_for(folder):
     assert len(tables["frames"]) == len(tables["objects"]) == 3
     with pytest.raises(FileNotFoundError):
         tables["relations"]
+
+
+def test_building_with_release_gives_the_same_tables_and_empties_the_dataset(tmp_path):
+    """prepare builds its tables with ``release=True`` so the annotation objects are freed as
+    their rows are made: the tables must be those of the plain build."""
+    from scenellm.data.ag import load_action_genome
+    from scenellm.data.synth import generate
+    from scenellm.data.tables import build_tables
+
+    generate(tmp_path / "data", seed=3, videos=6, frames=4, size=(64, 48))
+    kept = build_tables(load_action_genome(tmp_path / "data"))
+    dataset = load_action_genome(tmp_path / "data")
+    assert sum(len(v) for v in dataset.videos.values()) > 0
+    released = build_tables(dataset, release=True)
+    for name in TABLES:
+        assert len(kept[name]) > 0
+        pd.testing.assert_frame_equal(released[name], kept[name])
+    assert all(len(videos) == 0 for videos in dataset.videos.values())
+
+
+def test_column_and_video_reads_do_not_hold_the_table(tmp_path):
+    table = pd.DataFrame({"video_id": ["a.mp4", "b.mp4", "a.mp4", "c.mp4"],
+                          "value": [0, 1, 2, 3]})
+    table.to_parquet(tmp_path / "relations.parquet", index=False)
+    tables = read_tables(tmp_path)
+    pd.testing.assert_frame_equal(tables.read_columns("relations", ["value"]), table[["value"]])
+    assert tables.video_rows("relations", "a.mp4")["value"].tolist() == [0, 2]
+    assert tables._read == {}  # nothing cached: the next reader gets the file again
+    assert tables.video_rows("relations", "nope.mp4").empty
+    assert tables["relations"] is tables["relations"]  # a whole read is kept
+    assert tables.video_rows("relations", "c.mp4")["value"].tolist() == [3]

@@ -124,3 +124,33 @@ def test_reference_outputs_have_the_models_shapes(window):
     out = trees.outputs(batch, {"labels": batch.labels})
     assert out["attention_logits"].shape == (30, 3)
     assert out["spatial_logits"].shape == (30, 6) and out["contacting_logits"].shape == (30, 17)
+
+
+@pytest.mark.parametrize("window", [None, (-3, 2)])
+def test_scoring_many_videos_in_one_call_gives_each_videos_own_numbers(window):
+    """The evaluate stage scores 32 test videos per predict call: every video's outputs must
+    be bit for bit those of scoring it alone (the window never reaches into a neighbour)."""
+    rng = np.random.default_rng(2)
+
+    def video(p):
+        person = np.column_stack([rng.uniform(0, 0.4, p), rng.uniform(0, 0.4, p)])
+        person = np.hstack([person, person + 0.5])
+        obj = np.column_stack([rng.uniform(0, 0.7, p), rng.uniform(0, 0.7, p)])
+        obj = np.hstack([obj, obj + 0.2])
+        return batch_of(person, obj, rng.integers(2, 6, p), frames=np.arange(p) // 2)
+
+    train = video(400)
+    feats = pair_features(train, window)
+    trees = BoxTrees(window=window, max_iter=20).fit(
+        feats, rng.integers(0, 3, 400), rng.integers(0, 2, (400, 6)),
+        rng.integers(0, 2, (400, 17)))
+    batches = [video(p) for p in (7, 1, 12, 4)]
+    outs = [{"labels": b.labels} for b in batches]
+    together = trees.outputs_many(batches, outs)
+    assert len(together) == len(batches)
+    for batch, out, many in zip(batches, outs, together, strict=True):
+        alone = trees.outputs(batch, out)
+        for key in ("attention_logits", "spatial_logits", "contacting_logits"):
+            assert many[key].shape[0] == len(batch.pair_idx)
+            assert torch.equal(many[key], alone[key]), key
+    assert trees.outputs_many([], []) == []

@@ -146,6 +146,34 @@ def test_frames_of_different_sizes_keep_their_own_map_cells(tmp_path):
     torch.testing.assert_close(batch[1, :, :4, :5], maps[1])
 
 
+def test_maps_cached_on_disk_read_back_bit_for_bit_and_the_file_goes_away(tmp_path):
+    """The detect stage keeps the train frames' maps in a file, not in memory: every map
+    read back (in any order, of any size) equals the in-memory one exactly, and closing the
+    cache deletes the file."""
+    from PIL import Image
+
+    from scenellm.features.backbone_small_cnn import SmallCNN
+    from scenellm.stages.detect import MapCache, feature_maps
+
+    keys = []
+    for i, size in enumerate(((96, 72), (40, 30), (64, 48), (8, 8), (96, 72))):
+        (tmp_path / "frames" / "V.mp4").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", size, (40 * i, 30, 200 - 30 * i)).save(
+            tmp_path / "frames" / "V.mp4" / f"{i}.png")
+        keys.append(f"V.mp4/{i}.png")
+    backbone = SmallCNN(feature_dim=8).eval()
+    in_memory = feature_maps(backbone, tmp_path, keys, "cpu", 2, "maps")
+    path = tmp_path / "maps.cache"
+    with MapCache(path) as cache:
+        assert feature_maps(backbone, tmp_path, keys, "cpu", 2, "maps", into=cache) is cache
+        assert len(cache) == len(keys)
+        assert path.stat().st_size == sum(4 * m.numel() for m in in_memory)
+        for i in (4, 0, 3, 1, 2, 0):
+            assert cache[i].shape == in_memory[i].shape
+            assert torch.equal(cache[i], in_memory[i])
+    assert not path.exists()
+
+
 def test_a_tiny_box_at_the_border_stays_a_valid_box():
     """A peak in the last cell with a near-zero size must not collapse to x2 = x1 (the
     detections file refuses such boxes, and the detect stage writes one)."""

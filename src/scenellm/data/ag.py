@@ -24,7 +24,7 @@ from scenellm.errors import DataError
 SPLITS = ("train", "test")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectAnnotation:
     index: int  # 1..n within the frame, in annotation order of the visible objects
     class_id: int  # STTran id (person = 1)
@@ -42,7 +42,7 @@ class ObjectAnnotation:
         return len(self.attention) + len(self.spatial) + len(self.contacting)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FrameAnnotation:
     key: str  # "VID.mp4/000123.png"
     person_boxes: tuple[tuple[float, float, float, float], ...]  # AG has exactly one
@@ -157,9 +157,9 @@ def load_action_genome(root: Path, min_frames: int = 3) -> ActionGenome:
     check_frame_list(ann / "frame_list.txt", person)
 
     grouped: dict[str, dict[str, list[FrameAnnotation]]] = {s: {} for s in SPLITS}
-    for key in person:
-        frame_objects = entries.frame_objects(objects[key], key, str(ann / entries.OBJECTS))
-        frame = _frame(key, person[key], frame_objects, ann)
+    for key in list(person):  # each raw entry is dropped once read: memory peaks at the pickles
+        frame_objects = entries.frame_objects(objects.pop(key), key, str(ann / entries.OBJECTS))
+        frame = _frame(key, person.pop(key), frame_objects, ann)
         split = frame_objects[0]["metadata"]["set"]
         if any(o["visible"] for o in frame_objects) and frame.person_boxes:
             grouped[split].setdefault(frame.video_id, []).append(frame)

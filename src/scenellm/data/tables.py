@@ -22,11 +22,14 @@ KIND_OFFSET = {"attention": 0, "spatial": len(vocab.ATTENTION),
                "contacting": len(vocab.ATTENTION) + len(vocab.SPATIAL)}
 
 
-def build_tables(dataset: ActionGenome) -> dict[str, pd.DataFrame]:
-    """One row per kept frame (per person box), visible object and GT triplet."""
+def build_tables(dataset: ActionGenome, release: bool = False) -> dict[str, pd.DataFrame]:
+    """One row per kept frame (per person box), visible object and GT triplet. With
+    ``release`` the dataset is emptied video by video as its rows are made (its memory is
+    reused for the rows; ``dataset.videos`` is left with empty splits)."""
     frames, objects, relations = [], [], []
     for split, videos in dataset.videos.items():
-        for video_id, video in videos.items():
+        for video_id in list(videos):
+            video = videos.pop(video_id) if release else videos[video_id]
             for index, frame in enumerate(video):
                 w, h = frame.size
                 for box in frame.person_boxes:
@@ -59,11 +62,28 @@ class PreparedTables(Mapping):
         self._read: dict[str, pd.DataFrame] = {}
 
     def __getitem__(self, name: str) -> pd.DataFrame:
+        if name not in self._read:
+            self._read[name] = pd.read_parquet(self._path(name))
+        return self._read[name]
+
+    def read_columns(self, name: str, columns: list[str]) -> pd.DataFrame:
+        """Some columns of a table, read without holding the rest (or cut from the table
+        when it is already held)."""
+        if name in self._read:
+            return self._read[name][columns]
+        return pd.read_parquet(self._path(name), columns=columns)
+
+    def video_rows(self, name: str, video_id: str) -> pd.DataFrame:
+        """One video's rows of a table, in table order, without reading the whole table."""
+        if name in self._read:
+            table = self._read[name]
+            return table[table["video_id"] == video_id]
+        return pd.read_parquet(self._path(name), filters=[("video_id", "==", video_id)])
+
+    def _path(self, name: str) -> Path:
         if name not in TABLES:
             raise KeyError(name)
-        if name not in self._read:
-            self._read[name] = pd.read_parquet(self.folder / f"{name}.parquet")
-        return self._read[name]
+        return self.folder / f"{name}.parquet"
 
     def __iter__(self) -> Iterator[str]:
         return iter(TABLES)

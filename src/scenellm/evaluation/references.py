@@ -129,13 +129,28 @@ class BoxTrees:
     def outputs(self, batch, out: dict) -> dict:
         """``out`` (object ``labels`` and ``object_logits`` in use) with this reference's
         predicate scores for the batch."""
+        return self.outputs_many([batch], [out])[0]
+
+    def outputs_many(self, batches: list, outs: list[dict]) -> list[dict]:
+        """:meth:`outputs` of several batches with one ``predict_proba`` call per classifier
+        for all of them (the trees score each row alone: the numbers are those of one call
+        per batch)."""
         import torch
 
-        pred = self.predict(pair_features(batch, self.window, out["labels"]))
+        features = [pair_features(b, self.window, o["labels"])
+                    for b, o in zip(batches, outs, strict=True)]
+        rows = np.concatenate(features) if features else np.zeros((0, 0))
+        pred = self.predict(rows) if len(rows) else {
+            "attention": np.zeros((0, len(KINDS["attention"]))),
+            "spatial": np.zeros((0, len(self.models["spatial"]))),
+            "contacting": np.zeros((0, len(self.models["contacting"])))}
         to = lambda a: torch.as_tensor(a, dtype=torch.float32)  # noqa: E731
-        return {**out, "attention_logits": to(pred["attention"]),
-                "spatial_logits": torch.logit(to(pred["spatial"]).clamp(EPS, 1 - EPS)),
-                "contacting_logits": torch.logit(to(pred["contacting"]).clamp(EPS, 1 - EPS))}
+        edges = np.cumsum([0, *(len(f) for f in features)])
+        return [{**out, "attention_logits": to(pred["attention"][a:b]),
+                 "spatial_logits": torch.logit(to(pred["spatial"][a:b]).clamp(EPS, 1 - EPS)),
+                 "contacting_logits": torch.logit(
+                     to(pred["contacting"][a:b]).clamp(EPS, 1 - EPS))}
+                for out, a, b in zip(outs, edges[:-1], edges[1:], strict=True)]
 
 
 @dataclass

@@ -10,6 +10,7 @@ batched beside it (batching changes the float sums by ~1e-7 and could reorder ne
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -39,6 +40,46 @@ def empty_table() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="object" if t in ("string", "double[]") else
                                       "int64" if t == "long" else "float64")
                          for c, t in OUTPUT_COLUMNS.items()})
+
+
+class TripletWriter:
+    """Prediction tables appended video by video to one parquet file (one row group each),
+    so a caller scoring thousands of videos never holds every triplet. Use as a context
+    manager; the file is complete when the block ends (atomic publishing is the caller's:
+    the evaluate stage writes into its work folder)."""
+
+    def __init__(self, path: Path) -> None:
+        import pyarrow as pa
+
+        self.path = path
+        types = {"string": pa.string(), "long": pa.int64(), "double": pa.float64(),
+                 "double[]": pa.list_(pa.float64())}
+        self.schema = pa.schema([(c, types[t]) for c, t in OUTPUT_COLUMNS.items()])
+        self._writer = None
+        self.rows = 0
+
+    def __enter__(self) -> TripletWriter:
+        import pyarrow.parquet as pq
+
+        self._writer = pq.ParquetWriter(self.path, self.schema)
+        return self
+
+    def write(self, table: pd.DataFrame) -> None:
+        import pyarrow as pa
+
+        self._writer.write_table(pa.Table.from_pandas(table, schema=self.schema,
+                                                      preserve_index=False))
+        self.rows += len(table)
+
+    def __exit__(self, *exc) -> None:
+        self._writer.close()
+
+
+def read_triplets(path: Path, videos: list[str] | None = None) -> pd.DataFrame:
+    """A prediction table written by :class:`TripletWriter` (or ``to_parquet``), only the
+    rows of ``videos`` when given."""
+    filters = [("video", "in", list(videos))] if videos is not None else None
+    return pd.read_parquet(path, filters=filters)
 
 
 def scene_graphs(model, data: SceneGraphData, videos: Iterable[str], mode: str,
@@ -74,7 +115,7 @@ def triplet_table(data: SceneGraphData, batch: VideoBatch, out: dict, mode: str,
     from scenellm.evaluation.sttran_adapters import sttran_predictions
 
     (video,) = batch.video_ids
-    frames = data.frames[data.frames["video_id"] == video].sort_values("frame_index")
+    frames = data.video_rows("frames", video).sort_values("frame_index")
     names = frames["frame_name"].to_numpy()
     rows, ranked = rank_video(sttran_predictions(batch, out, 0), len(names), mode, constraint)
     o = ranked.order

@@ -24,9 +24,9 @@ def frame_graphs(data, predictions: pd.DataFrame, video: str, top: int) -> list[
     """Per kept frame of ``video``: key, boxes ``[(object_index, name, xyxy)]``, the ``top``
     predicted triplets and the ground-truth triplets, each ``(subject, predicate, object,
     object_index[, score])``."""
-    frames = data.frames[data.frames["video_id"] == video].sort_values("frame_index")
-    objects = data.objects[data.objects["video_id"] == video]
-    relations = data.relations[data.relations["video_id"] == video]
+    frames = data.video_rows("frames", video).sort_values("frame_index")
+    objects = data.video_rows("objects", video)
+    relations = data.video_rows("relations", video)
     predicted = predictions[predictions["video"] == video]
     out = []
     for frame in frames.itertuples():

@@ -11,9 +11,12 @@ Training targets per (person, object) pair, from the object's labels in that fra
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 
 from scenellm.data import vocab
@@ -32,48 +35,105 @@ class ObjectLabels:
 
 
 LabelIndex = dict[tuple[int, int], ObjectLabels]  # (frame index, object index) → labels
+LABEL_KINDS = ("attention", "spatial", "contacting")
+
+
+def _columns(tables: Mapping, name: str, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of one table; a reader with ``read_columns`` does not hold the rest."""
+    read = getattr(tables, "read_columns", None)
+    return read(name, columns) if read is not None else tables[name][columns]
+
+
+def _by_video(rows: pd.DataFrame, frame_index: pd.Series, extra: dict) -> dict[str, dict]:
+    """Per video, in table order: each row's frame index, object index and ``extra``
+    columns, as small integer arrays."""
+    keys = pd.MultiIndex.from_arrays([rows["video_id"], rows["frame_key"]])
+    columns = {"frame": frame_index.reindex(keys).to_numpy(dtype=np.int32),
+               "object_idx": rows["object_idx"].to_numpy(dtype=np.int32),
+               **{k: np.asarray(v, dtype=np.int16) for k, v in extra.items()}}
+    return {vid: {k: v[idx] for k, v in columns.items()}
+            for vid, idx in rows.groupby("video_id", sort=False).indices.items()}
 
 
 class SceneGraphData:
-    """Feature shards joined with the prepared relation tables."""
+    """Feature shards joined with the prepared relation tables.
+
+    Memory stays small as the data grows: the labels are kept as a few integer arrays
+    ordered by video (about 11 bytes per relation) and each video's
+    :data:`LabelIndex` is built when it is asked for; the objects and relations tables are
+    only read in full by callers that ask for them (:meth:`video_rows` reads one video's).
+    """
 
     def __init__(self, features: Path, prepare: Path) -> None:
         self._join(FeatureStore(features), read_tables(prepare))
 
     @classmethod
-    def from_tables(cls, store, tables: dict) -> SceneGraphData:
+    def from_tables(cls, store, tables: Mapping) -> SceneGraphData:
         """Over any ``store`` with ``read_shard(video)`` and ``load_manifest()`` (shards with
         their ``split``), e.g. shards computed on demand for inference."""
         data = cls.__new__(cls)
         data._join(store, tables)
         return data
 
-    def _join(self, store, tables: dict) -> None:
+    def _join(self, store, tables: Mapping) -> None:
         self.store = store
+        self.tables = tables
         self.frames = tables["frames"]
-        self.objects = tables["objects"]
-        self.relations = tables["relations"]
         self.manifest = self.store.load_manifest()["shards"]
-        self._labels: dict[str, LabelIndex] = {}
-        index = {(r.video_id, r.frame_key): r.frame_index for r in
-                 self.frames[["video_id", "frame_key", "frame_index"]].itertuples()}
-        for r in tables["objects"][["video_id", "frame_key", "object_idx"]].itertuples():
-            self._labels.setdefault(r.video_id, {})[
-                (index[(r.video_id, r.frame_key)], r.object_idx)] = ObjectLabels()
-        for r in tables["relations"].itertuples():
-            key = (index[(r.video_id, r.frame_key)], r.object_idx)
-            labels = self._labels.setdefault(r.video_id, {}).setdefault(key, ObjectLabels())
-            getattr(labels, r.kind).append(r.local_id)
+        self._frame_rows = {vid: np.sort(rows) for vid, rows in
+                            self.frames.groupby("video_id", sort=False).indices.items()}
+        frame_index = (self.frames.drop_duplicates(["video_id", "frame_key"])
+                       .set_index(["video_id", "frame_key"])["frame_index"])
+        objects = _columns(tables, "objects", ["video_id", "frame_key", "object_idx"])
+        relations = _columns(tables, "relations",
+                             ["video_id", "frame_key", "object_idx", "kind", "local_id"])
+        self._objects = _by_video(objects, frame_index, {})
+        self._relations = _by_video(relations, frame_index, {
+            "kind": relations["kind"].map({k: i for i, k in enumerate(LABEL_KINDS)}),
+            "local_id": relations["local_id"]})
+
+    @property
+    def objects(self):
+        """The whole objects table (read on first use)."""
+        return self.tables["objects"]
+
+    @property
+    def relations(self):
+        """The whole relations table (read on first use)."""
+        return self.tables["relations"]
+
+    def video_rows(self, table: str, vid: str):
+        """The rows of ``table`` (``frames``, ``objects`` or ``relations``) for one video, in
+        table order, without holding the whole table where it is read from disk."""
+        if table == "frames":
+            return self.frames.iloc[self._frame_rows.get(vid, [])]
+        read = getattr(self.tables, "video_rows", None)
+        if read is not None:
+            return read(table, vid)
+        frame = self.tables[table]
+        return frame[frame["video_id"] == vid]
 
     def videos(self, split: str) -> list[str]:
         return [v for v in sorted(self.manifest) if self.manifest[v]["split"] == split]
 
     def object_labels(self, vid: str) -> LabelIndex:
         """Labels of every object of video ``vid`` by (frame index, object index)."""
-        return self._labels.get(vid, {})
+        labels: LabelIndex = {}
+        objects = self._objects.get(vid)
+        if objects is not None:
+            for key in zip(objects["frame"].tolist(), objects["object_idx"].tolist(),
+                           strict=True):
+                labels[key] = ObjectLabels()
+        relations = self._relations.get(vid)
+        if relations is not None:
+            for f, o, kind, local in zip(*(relations[c].tolist() for c in (
+                    "frame", "object_idx", "kind", "local_id")), strict=True):
+                found = labels.setdefault((f, o), ObjectLabels())
+                getattr(found, LABEL_KINDS[kind]).append(local)
+        return labels
 
     def frame_size(self, vid: str) -> tuple[int, int]:
-        row = self.frames[self.frames["video_id"] == vid].iloc[0]
+        row = self.frames.iloc[self._frame_rows[vid][0]]
         return int(row["width"]), int(row["height"])
 
     def batch(self, video_ids: list[str]) -> VideoBatch:

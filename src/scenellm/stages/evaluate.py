@@ -25,6 +25,8 @@ returns) and a few test videos drawn with their scene graphs (``examples/``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 from scenellm.evaluation import PRIMARY_METRIC
@@ -38,6 +40,7 @@ SPEC = StageSpec(
 PRIMARY = PRIMARY_METRIC
 WINDOW = (-3, 2)  # frames the temporal trees see around each pair's frame
 EXAMPLES = 3  # test videos drawn as GIFs (frames, boxes, top relations beside ground truth)
+REFERENCE_CHUNK = 32  # test videos the trees score in one predict call per classifier
 
 
 def evaluators(mode: str, p) -> dict:
@@ -100,16 +103,35 @@ def baseline_outputs(baseline, out: dict, batch) -> dict:
             "contacting_logits": torch.logit(to(pred["contacting"]).clamp(eps, 1 - eps))}
 
 
-def reference_outputs(name: str, reference, labels: dict, batch) -> dict:
+def reference_outputs(name: str, reference, labels: list[dict], batches: list) -> list[dict]:
+    """A reference's outputs for several one-video batches, each with its object labels;
+    the trees score all of them in one call per classifier."""
     if name == "baseline":
-        return baseline_outputs(reference, labels, batch)
-    return reference.outputs(batch, labels)
+        return [baseline_outputs(reference, out, batch)
+                for out, batch in zip(labels, batches, strict=True)]
+    return reference.outputs_many(batches, labels)
+
+
+def chunks(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of ``size`` items (the last may be shorter)."""
+    chunk: list = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def run(ctx: StageContext) -> dict:
+    with ExitStack() as stack:
+        return _run(ctx, stack)
+
+
+def _run(ctx: StageContext, stack: ExitStack) -> dict:
     from functools import partial
 
-    import pandas as pd
     import torch
 
     from scenellm.data import vocab
@@ -129,7 +151,12 @@ def run(ctx: StageContext) -> dict:
         sttran_gt,
         sttran_predictions,
     )
-    from scenellm.inference.scene_graphs import scene_graphs, triplet_table
+    from scenellm.inference.scene_graphs import (
+        TripletWriter,
+        read_triplets,
+        scene_graphs,
+        triplet_table,
+    )
     from scenellm.inference.show import write_examples
     from scenellm.model.checkpoint import load_finetuned
     from scenellm.model.components.registry import collect_diagnostics, reset_diagnostics
@@ -150,7 +177,8 @@ def run(ctx: StageContext) -> dict:
     distance: dict[str, dict] = {who: {} for who in results}
     distance_sums: dict[str, dict] = {}
     reset_diagnostics(model)
-    predictions = []  # the model's ranked triplets (with constraint), as the registry model
+    # the model's ranked triplets (with constraint), as the registry model returns them
+    predictions = stack.enter_context(TripletWriter(ctx.workdir / "predictions.parquet"))
     for mode in p.modes:
         with progress(f"evaluate {mode}", len(test), "videos") as bar, torch.no_grad():
             scored = {who: evaluators(mode, p) for who in results}
@@ -159,22 +187,27 @@ def run(ctx: StageContext) -> dict:
                            for who in results}
             frames[mode] = []
             source = detected if mode == "sgdet" else data  # SGDET: the detector's nodes
-            for batch, out in scene_graphs(model, source, test, mode, device):
-                labels = out if mode != "sgcls" else \
-                    classifier.outputs(batch, len(vocab.STTRAN_OBJECT_CLASSES))
-                outputs = {"model": out, **{name: reference_outputs(name, ref, labels, batch)
-                                            for name, ref in references.items()}}
-                vid = batch.video_ids[0]
-                gt = sttran_gt(data.store.read_shard(vid), data.object_labels(vid))
-                frames[mode].append(len(gt))
-                width = data.frame_size(vid)[0]
-                for who, who_out in outputs.items():
-                    pred = sttran_predictions(batch, who_out, 0)
-                    for c in CONSTRAINTS:
-                        scored[who][c].evaluate_scene_graph(gt, pred)
-                    by_distance[who].evaluate_scene_graph(gt, pred, width)
-                predictions.append(triplet_table(source, batch, out, mode))
-                bar.update(advance=1)
+            for chunk in chunks(scene_graphs(model, source, test, mode, device),
+                                REFERENCE_CHUNK):
+                batches = [batch for batch, _ in chunk]
+                labels = [out if mode != "sgcls" else
+                          classifier.outputs(batch, len(vocab.STTRAN_OBJECT_CLASSES))
+                          for batch, out in chunk]
+                reference = {name: reference_outputs(name, ref, labels, batches)
+                             for name, ref in references.items()}
+                for i, (batch, out) in enumerate(chunk):
+                    vid = batch.video_ids[0]
+                    gt = sttran_gt(data.store.read_shard(vid), data.object_labels(vid))
+                    frames[mode].append(len(gt))
+                    width = data.frame_size(vid)[0]
+                    outputs = {"model": out, **{name: reference[name][i] for name in references}}
+                    for who, who_out in outputs.items():
+                        pred = sttran_predictions(batch, who_out, 0)
+                        for c in CONSTRAINTS:
+                            scored[who][c].evaluate_scene_graph(gt, pred)
+                        by_distance[who].evaluate_scene_graph(gt, pred, width)
+                    predictions.write(triplet_table(source, batch, out, mode))
+                    bar.update(advance=1)
             for who in results:
                 results[who][mode] = {c: {**scored[who][c].summary(),
                                           "support": predicate_support(scored[who][c])}
@@ -183,10 +216,11 @@ def run(ctx: StageContext) -> dict:
             for who in results:
                 distance[who][mode] = by_distance[who].summary()
             distance_sums[mode] = {who: d.video_sums() for who, d in by_distance.items()}
+    stack.close()  # predictions.parquet complete
     diagnostics = collect_diagnostics(model)
-    predictions = pd.concat(predictions, ignore_index=True)
-    predictions.to_parquet(ctx.workdir / "predictions.parquet", index=False)
-    write_examples(ctx.data_root, data, predictions, test[:EXAMPLES], ctx.workdir / "examples")
+    write_examples(ctx.data_root, data, read_triplets(ctx.workdir / "predictions.parquet",
+                                                      test[:EXAMPLES]),
+                   test[:EXAMPLES], ctx.workdir / "examples")
     (ctx.workdir / "metrics.json").write_text(json.dumps(results, indent=2, sort_keys=True))
     (ctx.workdir / "per_video.json").write_text(json.dumps(
         {"videos": test, "frames": frames, "recall_sums": per_video,

@@ -16,6 +16,7 @@ from scenellm.data.ag import load_action_genome
 from scenellm.data.tables import build_tables
 from scenellm.errors import DataError
 from scenellm.io import staged_dir
+from scenellm.memory import release_free_memory
 from scenellm.stages.base import StageContext, StageSpec
 
 SPEC = StageSpec(
@@ -48,14 +49,17 @@ def run(ctx: StageContext) -> dict:
     for child in ctx.workdir.iterdir():  # not resumable: start clean
         shutil.rmtree(child) if child.is_dir() else child.unlink()
     dataset = load_action_genome(ctx.data_root, min_frames=ctx.params.prepare.min_frames)
-    tables, counts = build_tables(dataset), dataset.counts()
-    del dataset  # the tables hold it all; validation's copies then take its place in memory
+    counts = dataset.counts()
+    tables = build_tables(dataset, release=True)  # the tables hold it all; the dataset is
+    del dataset  # emptied as they are made, and validation's copies take its place in memory
+    release_free_memory()
     if ctx.params.prepare.validate_data:
         outcome = validate(ctx, tables)
         (ctx.workdir / "validation.json").write_text(json.dumps(outcome, indent=2,
                                                                 sort_keys=True))
-    for name, table in tables.items():
-        table.to_parquet(ctx.workdir / f"{name}.parquet", index=False)
+    release_free_memory()  # validation's copies
+    for name in list(tables):
+        tables.pop(name).to_parquet(ctx.workdir / f"{name}.parquet", index=False)
     summary = {"data_version": ctx.data_version, "splits": counts}
     (ctx.workdir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return {f"{split}_{key}": value for split, c in counts.items() for key, value in c.items()}
