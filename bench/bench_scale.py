@@ -48,7 +48,9 @@ seconds per frame ≤ 1.3× N's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -166,10 +168,20 @@ def measure_stages(tmp: Path, data: dict[int, Path], args: argparse.Namespace, s
     small, large = sorted(data)
     labels = {"small-a": small, "large": large, "small-b": small}
     for label, videos in labels.items():
-        make_project(tmp / label, data[videos], overrides(args))
+        if not (tmp / label / "params").is_dir():  # a kept --work folder has them already
+            make_project(tmp / label, data[videos], overrides(args))
     runs: dict[str, dict] = {label: {} for label in labels}
-    for stage in STAGES[: STAGES.index(args.until) + 1]:
+    first = STAGES.index(args.start)
+    for label in labels:  # the stages before --from: computed (or reused), not measured
+        for stage in STAGES[:first]:
+            child = run_child([SCENELLM, "stage", stage, "--json"], tmp / label,
+                              child_env(tmp / f"home-{label}"))
+            child.check(f"{stage} on {label}")
+            runs[label][stage] = {"metrics": json.loads(child.stdout)["metrics"]}
+    for stage in STAGES[first: STAGES.index(args.until) + 1]:
         for label in labels:
+            shutil.rmtree(tmp / f"home-{label}" / "artifacts" / "stages" / stage,
+                          ignore_errors=True)  # measured from scratch, also in a kept folder
             runs[label][stage] = run_stage(stage, tmp / label, tmp / f"home-{label}", label)
             saved(runs)
     return runs
@@ -180,6 +192,8 @@ def stage_rows(runs: dict) -> list[dict]:
     counts = {label: r["prepare"]["metrics"] for label, r in runs.items()}
     for stage in runs["large"]:
         a, b, big = runs["small-a"][stage], runs["small-b"][stage], runs["large"][stage]
+        if "maxrss_mb" not in big:  # before --from: not measured
+            continue
         if big["metrics"] == SKIPPED:
             rows.append({"stage": stage, "pass": "skipped (no sgdet)"})
             continue
@@ -286,7 +300,8 @@ def projection(runs: dict, evaluator: list[dict], eval_frames: int, args) -> lis
     large, counts = runs["large"], runs["large"]["prepare"]["metrics"]
     out = []
     for part, (stage, frames, epochs) in parts.items():
-        if stage not in large or large[stage]["metrics"] == SKIPPED:
+        if stage not in large or large[stage]["metrics"] == SKIPPED \
+                or "stage_s" not in large[stage]:  # skipped, or before --from
             continue
         seconds, measured = large[stage]["stage_s"], stage_frames(stage, counts)
         if stage == "features":
@@ -343,6 +358,15 @@ def main() -> None:
         default=Path(tempfile.gettempdir()) / "scenellm-bench-scale",
         help="where the synthetic datasets are kept between runs",
     )
+    parser.add_argument(
+        "--from", dest="start", choices=STAGES, default=STAGES[0],
+        help="measure from this stage on; the ones before are computed (or reused) unmeasured",
+    )
+    parser.add_argument(
+        "--work", type=Path, default=None,
+        help="keep the projects and stores here (default: a temp folder removed at the end); "
+        "with --from, a kept folder re-measures one stage without recomputing upstream",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
 
@@ -373,9 +397,12 @@ def main() -> None:
         for n in sizes:
             data[n], report["generated_s"][str(n)] = dataset(args.cache, n, args)
             print(f"data: {n} videos at {data[n]}", flush=True)
-        with tempfile.TemporaryDirectory(prefix="scenellm-bench-scale-") as tmp:
+        with contextlib.ExitStack() as stack:
+            work = args.work or Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="scenellm-bench-scale-")))
+            work.mkdir(parents=True, exist_ok=True)
             report["runs"] = measure_stages(
-                Path(tmp), data, args, lambda runs: write_json(args.json, {**report, "runs": runs})
+                work, data, args, lambda runs: write_json(args.json, {**report, "runs": runs})
             )
         rows = report["rows"] = stage_rows(report["runs"])
         print(

@@ -83,6 +83,15 @@ def test_a_worker_clone_pulls_the_data_fetches_upstream_outputs_and_shares_its_o
     assert "fetched_from" not in computed
     assert computed["computed_by"]["pid"] != record(home, "features")["computed_by"]["pid"]
 
+    planned = scenellm("stage", "vqvae", "--dry-run", "--json", cwd=origin,
+                       env=environment(home, remote))
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    actions = {p["stage"]: p["action"] for p in json.loads(planned.stdout)}
+    assert actions == {"prepare": "reuse", "features": "reuse", "vqvae": "fetch"}
+    alone = {k: v for k, v in environment(home, remote).items() if k != "SCENELLM_DVC_REMOTE"}
+    unshared = scenellm("stage", "vqvae", "--dry-run", "--json", cwd=origin, env=alone)
+    assert {p["stage"]: p["action"] for p in json.loads(unshared.stdout)}["vqvae"] == "compute"
+
     monkeypatch.setenv("SCENELLM_HOME", str(home))  # the first project gets it through the remote
     monkeypatch.setenv("SCENELLM_DVC_REMOTE", str(remote))
     results = run_until("vqvae", load_params(origin / "params"), Project(origin))

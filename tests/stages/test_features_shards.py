@@ -184,3 +184,66 @@ def test_shard_groups_cover_the_items_in_order(items, workers, sizes):
 ])
 def test_peak_parallel_counts_overlapping_group_runs(intervals, peak):
     assert peak_parallel([GroupRun(None, "t", a, b) for a, b in intervals]) == peak
+
+
+def join_cmd(wait: float = 60) -> list[str]:
+    return [sys.executable, "-m", "scenellm.cli.main", "stage", "features", "--join", "--json",
+            "--wait", str(wait)]
+
+
+@pytest.mark.slow
+def test_a_helper_process_writes_the_planned_shards_and_the_run_merges_them(sequential):
+    """A run killed as its first shard is written leaves its plan; a helper in another process
+    (``--join``) writes every planned shard; the rerun finds them journaled, computes none
+    and publishes the sequential store byte for byte."""
+    project, final, expected = sequential
+    shutil.rmtree(final, ignore_errors=True)
+    killed = subprocess.run(stage_cmd(1), cwd=project.root, capture_output=True, text=True,
+                            env={**stage_env(), ENV: "features.shard_written@1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-800:]
+    helper = subprocess.run(join_cmd(), cwd=project.root, env=stage_env(),
+                            capture_output=True, text=True)
+    assert helper.returncode == 0, helper.stderr[-2000:]
+    joined = json.loads(helper.stdout)
+    assert (joined["written"], joined["fingerprint"]) == (VIDEOS, expected["fingerprint"])
+    rerun = subprocess.run(stage_cmd(1), cwd=project.root, env=stage_env(),
+                           capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert tree_hash(final) == expected["output_hash"]
+    metrics = record(final)["metrics"]
+    assert (metrics["reused"], metrics["computed"]) == (VIDEOS, 0)
+    assert not (final / "claims").exists() and not (final / "shards.plan.json").exists()
+
+
+@pytest.mark.slow
+def test_a_run_and_a_helper_at_once_write_each_shard_once_into_the_sequential_store(
+        sequential):
+    project, final, expected = sequential
+    shutil.rmtree(final, ignore_errors=True)
+    helper = subprocess.Popen(join_cmd(), cwd=project.root, env=stage_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = subprocess.run(stage_cmd(1), cwd=project.root, env=stage_env(),
+                         capture_output=True, text=True)
+    out, err = helper.communicate(timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert helper.returncode == 0, err[-2000:]
+    assert tree_hash(final) == expected["output_hash"]
+    metrics = record(final)["metrics"]
+    written = json.loads(out)["written"]
+    assert metrics["computed"] + written == VIDEOS  # no shard written twice
+    assert metrics["shards_by_helpers"] == written
+
+
+def test_a_helper_with_no_run_to_join_says_so(tmp_path):
+    data = tmp_path / "data"
+    generate(data, seed=5, videos=4, frames=3, size=(64, 48))
+    project = make_project(tmp_path / "project", data)
+    helper = subprocess.run(join_cmd(wait=0), cwd=project.root, env=stage_env(),
+                            capture_output=True, text=True)
+    assert helper.returncode == 0, helper.stderr[-2000:]
+    assert json.loads(helper.stdout)["state"] == "no features run in progress"
+    assert json.loads(helper.stdout)["written"] == 0
+    wrong = subprocess.run([*join_cmd(wait=0)[:4], "vqvae", "--join"], cwd=project.root,
+                           env=stage_env(), capture_output=True, text=True)
+    assert wrong.returncode != 0
+    assert "only features can be joined" in wrong.stderr

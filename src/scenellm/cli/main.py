@@ -103,7 +103,8 @@ VerifyOption = typer.Option(False, "--verify", help="Hash every file of a reused
 ForceOption = typer.Option(None, "--force", help="Recompute this stage even when its output "
                            "is intact (repeatable), e.g. --force vqvae.")
 DryRunOption = typer.Option(False, "--dry-run", help="Print, per stage, whether it would be "
-                            "reused, computed, resumed or recomputed and why; run nothing.")
+                            "reused, computed, resumed, recomputed or fetched from the shared "
+                            "DVC remote, and why; run nothing.")
 
 
 @app.command()
@@ -123,6 +124,12 @@ def stage(
     verify: bool = VerifyOption,
     force: list[str] = ForceOption,
     dry_run: bool = DryRunOption,
+    join: bool = typer.Option(False, "--join", help="Help this stage's run in progress on "
+                              "the same store (features only): write the shards nobody has "
+                              "claimed, then exit; the run itself merges and publishes. Start "
+                              "one per extra worker."),
+    wait: float = typer.Option(600.0, "--wait", min=0, help="With --join: seconds to wait "
+                               "for the run to plan its shards."),
 ) -> None:
     """Run one pipeline stage, reusing every output whose inputs did not change."""
     from scenellm.cli.report import print_plan, print_stage_results, write_history, write_metrics
@@ -137,7 +144,16 @@ def stage(
     check_names([name, *(force or [])])
     if dry_run:
         _, version = resolve_data(params, project)
-        print_plan(plan(name, params, project, version, verify, tuple(force or ())), as_json)
+        print_plan(plan(name, params, project, version, verify, tuple(force or ()),
+                        remote=True), as_json)
+        return
+    if join:
+        from scenellm.stages.pipeline import join_run
+
+        joined = join_run(name, params, project, wait)
+        print(json.dumps(joined) if as_json else
+              f"{name} {joined['fingerprint'][:16]}: wrote {joined['written']} shards "
+              f"({joined['state']})")
         return
     preflight(params, name)
     prefect_for_shards(name, params, project, verify, tuple(force or ()))

@@ -33,7 +33,8 @@ def print_plan(planned, as_json: bool) -> None:
     table = Table(title="plan (nothing was run)")
     for column in ("stage", "action", "fingerprint", "why"):
         table.add_column(column, overflow="fold")
-    colour = {"reuse": "dim", "compute": "green", "resume": "yellow", "recompute": "red"}
+    colour = {"reuse": "dim", "compute": "green", "resume": "yellow", "recompute": "red",
+              "fetch": "cyan"}
     for p in planned:
         table.add_row(p.name, f"[{colour[p.action]}]{p.action}[/]", p.fingerprint[:16],
                       p.reason)

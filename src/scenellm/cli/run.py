@@ -242,4 +242,5 @@ def dry_run_pipeline(overrides: list[str] | None, verify: bool, force: tuple[str
         raise UserError(f"{root}: no data yet; `scenellm run` would generate the default "
                         "dataset first (`scenellm data ensure` does only that).")
     _, version = resolve_data(params, project)
-    print_plan(plan("evaluate", params, project, version, verify, force), as_json=False)
+    print_plan(plan("evaluate", params, project, version, verify, force, remote=True),
+               as_json=False)

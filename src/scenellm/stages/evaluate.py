@@ -41,18 +41,31 @@ PRIMARY = PRIMARY_METRIC
 WINDOW = (-3, 2)  # frames the temporal trees see around each pair's frame
 EXAMPLES = 3  # test videos drawn as GIFs (frames, boxes, top relations beside ground truth)
 REFERENCE_CHUNK = 32  # test videos the trees score in one predict call per classifier
+FLUSH_FRAMES = 256  # frames an evaluator queues before scoring them (its memory, at any size)
+CLASSIFIER_OBJECTS = 20_000  # train objects the fixed SGCLS classifier is fitted on, at most
+
+
+def evaluator(mode: str, constraint: str, p):
+    """An AG evaluator that scores its queue every ``FLUSH_FRAMES`` frames."""
+    from scenellm.evaluation.sttran_adapters import ag_evaluator
+
+    out = ag_evaluator(mode, constraint, p.iou_threshold, p.semi_threshold)
+    out.flush_frames = FLUSH_FRAMES
+    return out
 
 
 def evaluators(mode: str, p) -> dict:
-    from scenellm.evaluation.sttran_adapters import CONSTRAINTS, ag_evaluator
+    from scenellm.evaluation.sttran_adapters import CONSTRAINTS
 
-    return {c: ag_evaluator(mode, c, p.iou_threshold, p.semi_threshold) for c in CONSTRAINTS}
+    return {c: evaluator(mode, c, p) for c in CONSTRAINTS}
 
 
 def fit_references(data, videos: list[str], seed: int) -> tuple[dict, object]:
     """The references, fitted on the train split's pairs: the frequency baseline, box-only
     trees per frame and with frames t-3..t+2; and the fixed object classifier that gives
-    every reference its SGCLS labels."""
+    every reference its SGCLS labels, fitted on at most ~``CLASSIFIER_OBJECTS`` train
+    objects (all of them on the default data; a seeded sample beyond, so its float64 copy
+    stays ~40 MB at any size)."""
     import numpy as np
 
     from scenellm.evaluation.baseline import FrequencyBaseline
@@ -61,6 +74,11 @@ def fit_references(data, videos: list[str], seed: int) -> tuple[dict, object]:
 
     parts: dict[str, list] = {k: [] for k in ("classes", "att", "spa", "con", "frame",
                                               "window", "feats", "labels")}
+    # the classifier's sample: every train object up to CLASSIFIER_OBJECTS (the manifest's
+    # pair counts are the objects), else each one with the same seeded chance
+    total = sum(data.manifest[v]["num_pairs"] for v in videos)
+    share = min(1.0, CLASSIFIER_OBJECTS / max(total, 1))
+    draw = np.random.default_rng(seed)
     for vid in videos:  # one video per batch: the window follows objects within it
         batch = data.batch([vid])
         parts["classes"].append(batch.labels[batch.pair_idx[:, 1]].numpy())
@@ -69,10 +87,12 @@ def fit_references(data, videos: list[str], seed: int) -> tuple[dict, object]:
         parts["con"].append(batch.contacting.numpy())
         parts["frame"].append(pair_features(batch))
         parts["window"].append(pair_features(batch, WINDOW))
-        objects = ~batch.is_person
-        parts["feats"].append(batch.obj_feats[objects].numpy())
-        parts["labels"].append(batch.labels[objects].numpy())
-    cat = {k: np.concatenate(v) for k, v in parts.items()}
+        objects = (~batch.is_person).numpy()
+        if share < 1.0:
+            objects &= draw.random(len(objects)) < share
+        parts["feats"].append(batch.obj_feats.numpy()[objects])
+        parts["labels"].append(batch.labels.numpy()[objects])
+    cat = {k: np.concatenate(parts.pop(k)) for k in list(parts)}  # each list freed once joined
     targets = (cat["att"], cat["spa"], cat["con"])
     fits = {  # minutes on the default data: one progress step per reference
         "baseline": lambda: FrequencyBaseline().fit(cat["classes"], *targets),
@@ -147,7 +167,6 @@ def _run(ctx: StageContext, stack: ExitStack) -> dict:
     )
     from scenellm.evaluation.sttran_adapters import (
         CONSTRAINTS,
-        ag_evaluator,
         sttran_gt,
         sttran_predictions,
     )
@@ -182,8 +201,7 @@ def _run(ctx: StageContext, stack: ExitStack) -> dict:
     for mode in p.modes:
         with progress(f"evaluate {mode}", len(test), "videos") as bar, torch.no_grad():
             scored = {who: evaluators(mode, p) for who in results}
-            by_distance = {who: DistanceRecall(partial(
-                ag_evaluator, mode, "with", p.iou_threshold, p.semi_threshold))
+            by_distance = {who: DistanceRecall(partial(evaluator, mode, "with", p))
                            for who in results}
             frames[mode] = []
             source = detected if mode == "sgdet" else data  # SGDET: the detector's nodes

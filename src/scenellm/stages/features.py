@@ -10,6 +10,14 @@ Shard workers: with ``orchestration.feature_workers`` = N > 1, the detector is t
 first, here, then the videos still to write are mapped in groups over N threads, each group
 a Prefect task run (:mod:`scenellm.stages.shards`). Workers write their shards atomically
 and append to the journal under one lock; the manifest lists the videos in sorted order.
+
+Helpers in other processes (other workers of a pool sharing the store):
+``scenellm stage features --join`` waits for this run's plan (``shards.plan.json``, written
+once the detector is saved), then writes the planned shards nobody has claimed
+(:class:`~scenellm.stages.shards.ShardClaims`: a lock per shard while it is written, a
+marker once it is journaled). This run writes what is left, waits for the shards helpers
+hold (and writes those a killed helper left), then merges every journal line into the
+manifest and publishes as before.
 Each shard is computed on one intra-op thread (``video_features``): CPU float32 matmuls
 reduce in a thread-count-dependent order, and a fixed count makes the store byte-identical
 for any N and any number of cores.
@@ -154,11 +162,12 @@ def run(ctx: StageContext) -> dict:
     from scenellm.device import select_device
     from scenellm.features.store import FeatureStore
     from scenellm.progress import progress
-    from scenellm.stages.shards import map_shards, peak_parallel
+    from scenellm.stages.shards import PLAN, ShardClaims, map_shards, peak_parallel
 
     start = time.perf_counter()
     p = ctx.params.detector
     device = select_device(p.device)
+    (ctx.workdir / PLAN).unlink(missing_ok=True)  # helpers wait for this run's plan
     tables = read_tables(ctx.input_path("prepare"))
     frames, objects = tables["frames"], tables["objects"]
     detector, history = build_detector(ctx, frames, objects, device)
@@ -168,34 +177,28 @@ def run(ctx: StageContext) -> dict:
     videos = sorted(frames["video_id"].unique())
     todo = [v for v in videos
             if not (v in journal and store.has_valid_shard(v, journal[v]["sha256"]))]
-    frames_by_video = dict(tuple(frames.groupby("video_id")))
-    objects_by_video = dict(tuple(objects.groupby("video_id")))
+    claims = ShardClaims(ctx.workdir)
+    claims.reset()
+    atomic_write_text(ctx.workdir / PLAN, json.dumps({"videos": todo}))  # helpers may join
     # not in SPEC.sections: the worker count changes no byte of the output (the test
     # tests/stages/test_features_shards.py shows it), so it must not change the fingerprint
     workers = ctx.params.orchestration.feature_workers
-    lock = threading.Lock()  # one journal line and one bar update at a time
     resumed = f"with {len(journal)} of {len(videos)} videos written" if journal else None
     with progress("features", len(videos), "videos", resumed=resumed) as bar:
         counter = Throughput(bar, done=len(videos) - len(todo))
-
-        def write(video_id: str) -> None:
-            tensors, meta = video_features(detector, ctx.data_root, frames_by_video[video_id],
-                                           objects_by_video.get(video_id, objects.iloc[:0]),
-                                           device, p.batch_size)
-            sha = store.write_shard(video_id, tensors, meta)
-            entry = shard_entry(sha, tensors, meta)
-            with lock:
-                killpoint("features.shard_written")
-                append_journal(ctx.workdir, video_id, entry)
-                journal[video_id] = entry
-                counter.add(entry["num_frames"])
-
-        runs = map_shards(write, todo, workers, "features")
+        write = shard_writer(ctx, detector, frames, objects, device, claims, counter)
+        runs = map_shards(lambda v: claims.write_unclaimed([v], write), todo, workers,
+                          "features")
+        claims.write_unclaimed(todo, write, wait=True)  # what helpers hold, or left undone
+        journal.update(load_journal(ctx.workdir))  # the lines written since, helpers' too
+        bar.update(len(videos))
     compute_seconds = time.perf_counter() - counter.start
     store.write_manifest(ctx.data_version, {k: v for k, v in detector_config(ctx).items()},
                          detector.feature_dim, {v: journal[v] for v in videos})
     killpoint("features.manifest_written")
-    (ctx.workdir / JOURNAL).unlink(missing_ok=True)
+    for name in (JOURNAL, PLAN):
+        (ctx.workdir / name).unlink(missing_ok=True)
+    claims.remove()
     return {
         "computed": counter.computed, "reused": len(videos) - len(todo), "shards": len(videos),
         "frames_computed": counter.frames,
@@ -205,4 +208,65 @@ def run(ctx: StageContext) -> dict:
         "shard_workers": workers,
         "shard_task_runs": sum(r.task_run_id is not None for r in runs),
         "shard_peak_parallel": peak_parallel(runs),
+        "shards_by_helpers": len(todo) - counter.computed,
     }
+
+
+def shard_writer(ctx: StageContext, detector, frames, objects, device, claims, counter=None):
+    """``write(video_id)``: the video's shard written atomically, then its journal line
+    (under the claims' journal lock, shared with helper processes) and its done marker.
+    Safe to call from several threads at once."""
+    from scenellm.features.store import FeatureStore
+
+    p = ctx.params.detector
+    store = FeatureStore(ctx.workdir)
+    frames_by_video = dict(tuple(frames.groupby("video_id")))
+    objects_by_video = dict(tuple(objects.groupby("video_id")))
+    lock = threading.Lock()  # one journal line and one bar update at a time in this process
+
+    def write(video_id: str) -> None:
+        tensors, meta = video_features(detector, ctx.data_root, frames_by_video[video_id],
+                                       objects_by_video.get(video_id, objects.iloc[:0]),
+                                       device, p.batch_size)
+        sha = store.write_shard(video_id, tensors, meta)
+        entry = shard_entry(sha, tensors, meta)
+        with lock, claims.journal_lock():
+            killpoint("features.shard_written")
+            append_journal(ctx.workdir, video_id, entry)
+            claims.mark_done(video_id)
+            if counter is not None:
+                counter.add(entry["num_frames"])
+
+    return write
+
+
+def join(ctx: StageContext, poll: float = 2.0, wait: float = 600.0) -> dict:
+    """Help a features run in progress in ``ctx.workdir`` (its partial folder): once that
+    run has trained its detector and written its plan, write the planned shards nobody has
+    claimed, until none is left. Waits up to ``wait`` seconds for the plan; returns what
+    this process wrote."""
+    from scenellm.data.tables import read_tables
+    from scenellm.device import select_device
+    from scenellm.stages.shards import PLAN, ShardClaims
+
+    deadline = time.monotonic() + wait
+    while not (ctx.workdir / PLAN).exists():  # written once the detector is saved
+        if time.monotonic() > deadline:
+            return {"written": 0, "state": "no features run in progress"}
+        time.sleep(poll)
+    finished = {"written": 0, "state": "the run finished before this helper started"}
+    trained = ctx.params.detector.backbone == "small_cnn"
+    try:
+        todo = json.loads((ctx.workdir / PLAN).read_text())["videos"]
+        if trained and not (ctx.workdir / DETECTOR).exists():
+            return finished  # never train here: the run's detector is the one to use
+        tables = read_tables(ctx.input_path("prepare"))
+        frames, objects = tables["frames"], tables["objects"]
+        device = select_device(ctx.params.detector.device)
+        detector, _ = build_detector(ctx, frames, objects, device)
+        claims = ShardClaims(ctx.workdir)
+    except FileNotFoundError:  # published (renamed) between two of the reads above
+        return finished
+    write = shard_writer(ctx, detector, frames, objects, device, claims)
+    written = claims.write_unclaimed(todo, write)
+    return {"written": written, "state": "nothing left to claim"}

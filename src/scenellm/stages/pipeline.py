@@ -192,3 +192,32 @@ class PipelineRun:
                 name=name or MODEL_NAME, report={PRIMARY_METRIC: test},
                 input_example=example_request(self.data_root, self.results["prepare"].path))
         return {**outcome, "test_metric": test}
+
+
+JOINABLE = ("features",)  # stages whose run in progress other processes can help
+
+
+def join_run(name: str, params: Params, project: Project, wait: float = 600.0) -> dict:
+    """Help the run of stage ``name`` in progress on this store (same params, same data):
+    write the shards it planned that nobody has claimed. Upstream outputs are reused (or
+    fetched); the stage's own run keeps its lock, merges the manifest and publishes."""
+    from scenellm.config.load import params_hash
+    from scenellm.errors import UserError
+    from scenellm.stages.base import SUCCESS, StageContext, fingerprint_inputs
+
+    if name not in JOINABLE:
+        raise UserError(f"--join: only {', '.join(JOINABLE)} can be joined, not {name!r}.")
+    module = stage_module(name)
+    root, version = resolve_data(params, project)
+    results = {}
+    for dep in module.SPEC.upstream:
+        results.update(run_until(dep, params, project))
+    inputs = {dep: results[dep] for dep in module.SPEC.upstream}
+    fp = params_hash(fingerprint_inputs(module.SPEC, params, version,
+                                        {k: v.fingerprint for k, v in inputs.items()}))
+    stage_dir = project.stage_dir(name)
+    if (stage_dir / fp[:16] / SUCCESS).exists():
+        return {"stage": name, "fingerprint": fp, "written": 0, "state": "output complete"}
+    ctx = StageContext(module.SPEC, params, project, root, version, inputs,
+                       stage_dir / f"{fp[:16]}.partial", fp)
+    return {"stage": name, "fingerprint": fp, **module.join(ctx, wait=wait)}

@@ -1,5 +1,7 @@
 """What a run would do, without doing it (``--dry-run``): per stage, reuse / compute /
-resume / recompute, and why — which input differs from the stage's latest output."""
+resume / recompute, and why — which input differs from the stage's latest output. With
+``remote`` (the dry runs), a stage that would be computed here but whose output the shared
+DVC remote holds (:mod:`scenellm.stages.shared_outputs`) is planned as "fetch"."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from scenellm.stages.registry import stage_module, upstream_closure
 class PlannedStage:
     name: str
     fingerprint: str
-    action: str  # reuse | compute | resume | recompute
+    action: str  # reuse | compute | resume | recompute | fetch
     reason: str
 
     def to_dict(self) -> dict[str, str]:
@@ -58,8 +60,14 @@ def what_changed(inputs: dict[str, Any], previous: dict[str, Any] | None) -> str
 
 
 def plan(target: str, params: Params, project: Project, data_version: str,
-         verify: bool = False, force: tuple[str, ...] = ()) -> list[PlannedStage]:
-    """The plan for ``target`` and its upstream stages (nothing is run or written)."""
+         verify: bool = False, force: tuple[str, ...] = (),
+         remote: bool = False) -> list[PlannedStage]:
+    """The plan for ``target`` and its upstream stages (nothing is run or written); with
+    ``remote``, the shared remote (if one is set) is asked which outputs it holds."""
+    from scenellm.errors import ServiceError
+    from scenellm.stages.shared_outputs import SharedOutputs
+
+    shared = SharedOutputs.of(project) if remote else None
     fingerprints: dict[str, str] = {}
     out = []
     for name in upstream_closure(target):
@@ -79,6 +87,12 @@ def plan(target: str, params: Params, project: Project, data_version: str,
             out.append(PlannedStage(name, fp, "resume", "a killed or failed run left "
                                     f"{partial.name}"))
         else:
-            out.append(PlannedStage(name, fp, "compute",
-                                    what_changed(inputs, latest_record(stage_dir))))
+            why = what_changed(inputs, latest_record(stage_dir))
+            try:
+                on_remote = shared is not None and shared.holds(name, fp)
+            except ServiceError as exc:
+                why += f" (remote not asked: {exc})"
+                on_remote = False
+            out.append(PlannedStage(name, fp, "fetch", f"output on {shared.remote}; here: {why}")
+                       if on_remote else PlannedStage(name, fp, "compute", why))
     return out

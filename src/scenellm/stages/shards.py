@@ -88,3 +88,83 @@ def map_shards(work: Callable[[str], None], items: Sequence[str], workers: int,
         for future in futures:
             future.wait()
         return [future.result() for future in futures]
+
+
+PLAN = "shards.plan.json"  # the videos a run will write, once its detector is ready
+CLAIMS = "claims"  # per video: a lock while a process writes it, a marker once journaled
+
+
+class ShardClaims:
+    """Claims on a resumable stage's shards shared by several processes over one work folder:
+    the stage's own run and helpers started on other workers of a pool that share the store
+    (``scenellm stage features --join``).
+
+    A process writes a shard only while it holds that shard's lock (``claims/<id>.lock``,
+    taken without waiting; a held lock means another process is on it) and marks it done
+    (``claims/<id>.done``) after the shard is written and its journal line appended under
+    ``claims/journal.lock``. A process killed mid-shard leaves no marker, and its lock goes
+    with the process, so the stage's own run (:meth:`finish`) writes what nobody finished.
+    """
+
+    def __init__(self, workdir) -> None:
+        from pathlib import Path
+
+        self.folder = Path(workdir) / CLAIMS
+        self.folder.mkdir(exist_ok=True)
+
+    def reset(self) -> None:
+        """Forget the markers of an earlier run (its journal is the record that counts)."""
+        for marker in self.folder.glob("*.done"):
+            marker.unlink(missing_ok=True)
+
+    def done(self, item: str) -> bool:
+        return (self.folder / f"{item}.done").exists()
+
+    def mark_done(self, item: str) -> None:
+        (self.folder / f"{item}.done").touch()
+
+    def journal_lock(self):
+        from filelock import FileLock
+
+        return FileLock(str(self.folder / "journal.lock"))
+
+    def claim(self, item: str, wait: bool = False):
+        """A held lock on ``item`` (use with ``with``), or None when another process holds
+        it and ``wait`` is False."""
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(self.folder / f"{item}.lock"), timeout=-1 if wait else 0)
+        try:
+            lock.acquire()
+        except Timeout:
+            return None
+        return lock
+
+    def write_unclaimed(self, items: Sequence[str], write: Callable[[str], None],
+                        wait: bool = False) -> int:
+        """``write(item)`` for each item not done and not held by another process (with
+        ``wait``, after that process lets go); how many this process wrote."""
+        written = 0
+        for item in items:
+            if not self.folder.is_dir():  # the run finished and cleared its claims
+                break
+            if self.done(item):
+                continue
+            try:
+                lock = self.claim(item, wait)
+            except FileNotFoundError:  # cleared between the check and the claim
+                break
+            if lock is None:
+                continue
+            try:
+                if not self.done(item):
+                    write(item)
+                    written += 1
+            finally:
+                lock.release()
+        return written
+
+    def remove(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -52,6 +52,12 @@ class SharedOutputs:
         fs = self.remote.remote.fs
         return fs.exists(fs.join(folder, SUCCESS))
 
+    def holds(self, stage: str, fp: str) -> bool:
+        """Whether the remote holds a complete output of ``stage`` under fingerprint ``fp``
+        (what ``--dry-run`` reports as "fetch")."""
+        with self.remote.reached():
+            return self._complete(self._folder(stage, fp))
+
     def fetch(self, spec: StageSpec, params: Params, data_version: str,
               inputs: dict[str, StageResult], project: Project) -> bool:
         """Bring the remote's copy of this stage's output here when it is missing here;
