@@ -4,12 +4,21 @@ it holds at once rather than everything it held before.
 - Arrow (pandas' string columns, parquet reads) allocates from its own pool (jemalloc or
   mimalloc), which keeps freed blocks for reuse by Arrow alone. The system pool hands them
   back to glibc; measured on the prepare stage at 1,000 videos: peak 455 → 432 MB.
+- glibc raises its mmap threshold each time a large block is freed (from 128 KiB up to
+  32 MiB), after which buffers of a few MiB (feature shards, batches) come from the heap,
+  whose free space is fragmented and never shrinks: RSS grows with the number of shards
+  read. :func:`fixed_mmap_threshold` keeps the threshold at 128 KiB, so such buffers are
+  mapped and unmapped whole. Measured on the VQ-VAE stage at 1,000 videos: peak
+  766 → 652 MB.
 - glibc keeps freed heap pages mapped until ``malloc_trim``; :func:`release_free_memory`
   calls it between a stage's phases (after the annotation objects are gone, before
   validation allocates its copies).
 """
 
 from __future__ import annotations
+
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+MMAP_THRESHOLD = 128 * 1024  # glibc's initial value, kept
 
 
 def use_system_arrow_pool() -> None:
@@ -21,15 +30,29 @@ def use_system_arrow_pool() -> None:
     pa.set_memory_pool(pa.system_memory_pool())
 
 
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def fixed_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
+    """Fix glibc's mmap threshold at ``size`` bytes (turning its dynamic growth off); False
+    where there is no glibc ``mallopt``."""
+    try:
+        return bool(_libc().mallopt(M_MMAP_THRESHOLD, size))
+    except (OSError, AttributeError):
+        return False
+
+
 def release_free_memory() -> None:
     """Collect garbage and hand the heap's free pages back to the system (glibc's
     ``malloc_trim``; a no-op where there is none)."""
-    import ctypes
-    import ctypes.util
     import gc
 
     gc.collect()
     try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        _libc().malloc_trim(0)
     except (OSError, AttributeError):
         pass
