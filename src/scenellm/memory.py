@@ -9,7 +9,10 @@ it holds at once rather than everything it held before.
   whose free space is fragmented and never shrinks: RSS grows with the number of shards
   read. :func:`fixed_mmap_threshold` keeps the threshold at 128 KiB, so such buffers are
   mapped and unmapped whole. Measured on the VQ-VAE stage at 1,000 videos: peak
-  766 → 652 MB.
+  766 → 652 MB. It costs time where large buffers come and go at a high rate (the
+  features stage's CNN ran 43 % slower with it), so only the stages whose memory it keeps
+  flat turn it on: ``vqvae`` and ``evaluate``. The setting is process-wide and cannot be
+  undone, so in a process that runs the whole pipeline the stages after ``vqvae`` keep it.
 - glibc keeps freed heap pages mapped until ``malloc_trim``; :func:`release_free_memory`
   calls it between a stage's phases (after the annotation objects are gone, before
   validation allocates its copies).

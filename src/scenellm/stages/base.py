@@ -38,7 +38,7 @@ from scenellm.config.load import params_hash, section_digest
 from scenellm.config.schema import Params
 from scenellm.errors import UserError
 from scenellm.faults import killpoint
-from scenellm.memory import fixed_mmap_threshold, use_system_arrow_pool
+from scenellm.memory import use_system_arrow_pool
 from scenellm.project import Project
 from scenellm.stages import manifest
 from scenellm.stages.code import code_hash
@@ -235,8 +235,7 @@ def run_stage(spec: StageSpec, body: StageBody, params: Params, project: Project
         work.mkdir(exist_ok=True)
         ctx = StageContext(spec, params, project, data_root, data_version, inputs, work, fp,
                            log_metrics or (lambda m, step=None: None))
-        use_system_arrow_pool()  # freed buffers go back to the system (scenellm.memory)
-        fixed_mmap_threshold()
+        use_system_arrow_pool()  # freed Arrow buffers go back to the system (scenellm.memory)
         try:
             metrics = body(ctx) or {}
         except UserError:  # bad data or params: nothing of this run can be resumed

@@ -145,6 +145,9 @@ def chunks(items: Iterable, size: int) -> Iterator[list]:
 
 
 def run(ctx: StageContext) -> dict:
+    from scenellm.memory import fixed_mmap_threshold
+
+    fixed_mmap_threshold()  # the references' arrays come and go: RSS flat as data grows
     with ExitStack() as stack:
         return _run(ctx, stack)
 

@@ -267,7 +267,10 @@ def run(ctx: StageContext) -> dict:
 
 def train(ctx: StageContext) -> dict:
     """The training loop of one rank (of one process when not launched)."""
+    from scenellm.memory import fixed_mmap_threshold
     from scenellm.progress import figures, progress
+
+    fixed_mmap_threshold()  # shards of every size read each epoch: RSS flat as data grows
 
     p = ctx.params.vqvae
     r = build(ctx)
