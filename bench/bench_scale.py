@@ -43,6 +43,8 @@ seconds per frame ≤ 1.3× N's.
 
     python bench/bench_scale.py --json bench/results/bench_scale.json          # 100 vs 1,000
     python bench/bench_scale.py --videos 20 --scale 2 --eval-frames 2000       # smoke check
+    python bench/bench_scale.py --work /tmp/scale --eval-frames 0              # keep the stores,
+    python bench/bench_scale.py --work /tmp/scale --eval-frames 0 --from vqvae  # re-measure one on
 """
 
 from __future__ import annotations
