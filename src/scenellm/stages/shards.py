@@ -1,5 +1,6 @@
 """Map a stage's per-item work over groups of items, each group a Prefect task run on a
-pool of local worker threads.
+pool of local worker threads; and share one run's items with helper processes on other
+workers of a pool (:class:`ShardClaims`).
 
 With one worker the items run in a plain loop (no Prefect). With ``workers`` > 1 the items
 are cut into about ``GROUPS_PER_WORKER`` groups per worker, so a slow group does not leave
@@ -103,7 +104,8 @@ class ShardClaims:
     taken without waiting; a held lock means another process is on it) and marks it done
     (``claims/<id>.done``) after the shard is written and its journal line appended under
     ``claims/journal.lock``. A process killed mid-shard leaves no marker, and its lock goes
-    with the process, so the stage's own run (:meth:`finish`) writes what nobody finished.
+    with the process, so the stage's own run, which ends with
+    ``write_unclaimed(items, write, wait=True)``, writes what nobody finished.
     """
 
     def __init__(self, workdir) -> None:
@@ -129,8 +131,8 @@ class ShardClaims:
         return FileLock(str(self.folder / "journal.lock"))
 
     def claim(self, item: str, wait: bool = False):
-        """A held lock on ``item`` (use with ``with``), or None when another process holds
-        it and ``wait`` is False."""
+        """An acquired lock on ``item`` (the caller releases it), or None when another
+        process holds it and ``wait`` is False."""
         from filelock import FileLock, Timeout
 
         lock = FileLock(str(self.folder / f"{item}.lock"), timeout=-1 if wait else 0)
