@@ -59,7 +59,7 @@ class SceneGraphData:
     """Feature shards joined with the prepared relation tables.
 
     Memory stays small as the data grows: the labels are kept as a few integer arrays
-    ordered by video (about 11 bytes per relation) and each video's
+    ordered by video (12 bytes per relation) and each video's
     :data:`LabelIndex` is built when it is asked for; the objects and relations tables are
     only read in full by callers that ask for them (:meth:`video_rows` reads one video's).
     """
