@@ -80,8 +80,7 @@ class SceneGraphData:
         self.tables = tables
         self.frames = tables["frames"]
         self.manifest = self.store.load_manifest()["shards"]
-        self._frame_rows = {vid: np.sort(rows) for vid, rows in
-                            self.frames.groupby("video_id", sort=False).indices.items()}
+        self._frame_rows = self.frames.groupby("video_id", sort=False).indices  # table order
         frame_index = (self.frames.drop_duplicates(["video_id", "frame_key"])
                        .set_index(["video_id", "frame_key"])["frame_index"])
         objects = _columns(tables, "objects", ["video_id", "frame_key", "object_idx"])

@@ -10,6 +10,9 @@ Shard workers: with ``orchestration.feature_workers`` = N > 1, the detector is t
 first, here, then the videos still to write are mapped in groups over N threads, each group
 a Prefect task run (:mod:`scenellm.stages.shards`). Workers write their shards atomically
 and append to the journal under one lock; the manifest lists the videos in sorted order.
+Each shard is computed on one intra-op thread (``video_features``): CPU float32 matmuls
+reduce in a thread-count-dependent order, and a fixed count makes the store byte-identical
+for any N and any number of cores.
 
 Helpers in other processes (other workers of a pool sharing the store):
 ``scenellm stage features --join`` waits for this run's plan (``shards.plan.json``, written
@@ -18,9 +21,6 @@ once the detector is saved), then writes the planned shards nobody has claimed
 marker once it is journaled). This run writes what is left, waits for the shards helpers
 hold (and writes those a killed helper left), then merges every journal line into the
 manifest and publishes as before.
-Each shard is computed on one intra-op thread (``video_features``): CPU float32 matmuls
-reduce in a thread-count-dependent order, and a fixed count makes the store byte-identical
-for any N and any number of cores.
 """
 
 from __future__ import annotations
