@@ -20,7 +20,7 @@ import pytest
 
 from scenellm.data import vocab
 from scenellm.data.tables import FRAME_COLUMNS, OBJECT_COLUMNS, RELATION_COLUMNS
-from scenellm.data.validation import ValidationReport, validate_tables
+from scenellm.data.validation import CHUNK_ROWS, ValidationReport, validate_tables, video_chunks
 
 W, H = 640, 480
 N_VIDEOS, FRAMES_PER_VIDEO, OBJECTS_PER_FRAME = 8, 4, 2  # videos 6 and 7 are the test split
@@ -201,13 +201,15 @@ def valid(tmp_path_factory) -> tuple[ValidationReport, object]:
     return report, out
 
 
-@pytest.fixture(scope="module")
-def faulty(tmp_path_factory) -> tuple[ValidationReport, object]:
+@pytest.fixture(scope="module", params=[CHUNK_ROWS, 6], ids=["whole", "chunked"])
+def faulty(tmp_path_factory, request) -> tuple[ValidationReport, object]:
+    """Every fault at once; ``chunked`` validates 1-2 videos at a time, where the appended
+    second person box and duplicate object sit in their video's chunk, far from its rows."""
     tables = make_tables()
     for fault in FAULTS:
         fault.apply(tables, FAULT_FRAMES[fault.name])
     out = tmp_path_factory.mktemp("faulty")
-    return validate_tables(tables, report_dir=out, examples=5), out
+    return validate_tables(tables, report_dir=out, examples=5, chunk_rows=request.param), out
 
 
 def test_valid_tables_pass_and_build_data_docs(valid):
@@ -216,8 +218,10 @@ def test_valid_tables_pass_and_build_data_docs(valid):
     assert report.evaluated == 53
     assert report.data_docs == (out / "report" / "data_docs" / "index.html").resolve()
     assert report.data_docs.is_file()
-    pages = {p.name for p in (out / "report" / "data_docs" / "validations").rglob("*.html")}
-    assert pages == {"prepare-frames.html", "prepare-objects.html", "prepare-relations.html"}
+    site = out / "report" / "data_docs" / "validations"
+    suites = {p.relative_to(site).parts[:-3] for p in site.rglob("*.html")}  # less run/page
+    assert suites == {("prepare", "frames"), ("prepare", "frames", "distinct"),
+                      ("prepare", "objects"), ("prepare", "relations")}
     assert (
         json.loads((out / "report" / "validation.json").read_text(encoding="utf-8"))["success"]
         is True
@@ -280,6 +284,65 @@ def test_missing_split_fails_the_split_expectation():
     assert failure.observed == {"partial_missing_list": ["test"]}
     assert "every split is non-empty" in report.to_text() and '["test"]' in report.to_text()
     assert report.data_docs is None
+
+
+@pytest.mark.parametrize("chunk_rows", [CHUNK_ROWS, 4])
+def test_every_split_non_empty_is_judged_on_the_whole_table(chunk_rows):
+    """With one video a chunk, no chunk holds both splits; the table does."""
+    assert validate_tables(make_tables(), chunk_rows=chunk_rows).success
+    tables = {name: df[df["split"] == "train"] for name, df in make_tables().items()}
+    (failure,) = validate_tables(tables, chunk_rows=chunk_rows).failures
+    assert failure.observed == {"partial_missing_list": ["test"]}
+
+
+def test_parquet_tables_are_validated_like_dataframes(tmp_path):
+    tables = make_tables()
+    FAULTS[0].apply(tables, frame_key(0))
+    add_second_person_box(tables, frame_key(5))
+    paths = {}
+    for name, df in tables.items():
+        paths[name] = tmp_path / f"{name}.parquet"
+        df.to_parquet(paths[name], index=False)
+    from_frames = validate_tables(tables)
+    from_files = validate_tables(paths, chunk_rows=5)
+    assert from_files.to_dict() == from_frames.to_dict()
+    assert [signature(f) for f in from_files.failures] == [
+        ("frames", "expect_column_values_to_be_unique", ("frame_key",)),
+        ("objects", A_GT_B, ("width", "x2")),
+    ]
+    assert from_files.failures[0].unexpected_count == 2
+
+
+@pytest.mark.parametrize("rows", [1, 5, 9, 10**6])
+def test_video_chunks_hold_whole_videos_in_table_order(tmp_path, rows):
+    import numpy as np
+    import pyarrow as pa
+
+    df = make_tables()["objects"]
+    df = df.iloc[np.random.default_rng(0).permutation(len(df))].reset_index(drop=True)
+    df.loc[3, "frame_key"] = None  # a missing key is a video of its own ("")
+    df["row"] = np.arange(len(df))
+    chunks = list(video_chunks(df, rows))
+    from_arrow = list(video_chunks(pa.Table.from_pandas(df, preserve_index=False), rows))
+    assert len(chunks) == len(from_arrow)
+    for a, b in zip(chunks, from_arrow):
+        pd.testing.assert_frame_equal(a, b)
+    def video(keys: pd.Series) -> pd.Series:
+        return keys.map(lambda k: k.split("/")[0] if isinstance(k, str) else "")
+
+    video_of = video(df["frame_key"])
+    videos = [set(video(c["frame_key"])) for c in chunks]
+    assert sum(map(len, videos)) == len(set(video_of))  # every video in exactly one chunk
+    assert sorted(pd.concat(chunks)["row"]) == list(range(len(df)))
+    size = video_of.value_counts()
+    for chunk, held in zip(chunks, videos):
+        assert chunk["row"].is_monotonic_increasing
+        assert chunk.index.equals(pd.RangeIndex(len(chunk)))
+        assert len(chunk) < rows + size[list(held)].max()  # only its last video spills over
+    if rows == 1:
+        assert len(chunks) == len(size)
+    if rows >= len(df):
+        assert len(chunks) == 1
 
 
 def test_missing_column_is_reported_not_raised():

@@ -13,6 +13,17 @@ Failures come back with a few offending rows: GX names them by their key columns
 (``unexpected_index_column_names`` = ``expectations.INDEX_COLUMNS``), and the full rows are
 looked up in the DataFrame.
 
+Tables are validated in chunks of whole videos (about ``chunk_rows`` rows each), so the
+memory validation takes is that of a chunk, not of the table: a table given as a parquet
+path is held as Arrow columns and each chunk alone becomes a DataFrame. A row-wise rule
+holds for the table when it holds for every chunk; a uniqueness rule too, because every key
+a suite requires unique contains ``frame_key`` and a chunk holds every row of the videos
+its keys name (the part before ``/``). Rules on a column's distinct values (every split
+non-empty) are table-wide: they run once, after the chunks, on the distinct values the
+chunks collected. A failure's unexpected count is summed over the chunks, its examples
+are the first ``examples`` found. Each chunk's run is its own validation result in the Data
+Docs.
+
 GX is imported inside :func:`validate_tables` (the import costs ~4.5 s), so importing this
 module stays cheap.
 """
@@ -22,15 +33,25 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy as np
 
 from scenellm.data.expectations import INDEX_COLUMNS, build_suites
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
+
+    Table = Union[pd.DataFrame, pa.Table, Path, str]
 
 DOCS_SITE = "scenellm_prepare"
+CHUNK_ROWS = 50_000  # rows per validated chunk (more where one video has more)
+# Rules on a column's distinct values: they judge the whole table, not a chunk of it.
+TABLE_WIDE = ("ExpectColumnDistinctValuesToContainSet", "ExpectColumnDistinctValuesToBeInSet",
+              "ExpectColumnDistinctValuesToEqualSet")
 
 
 @dataclass
@@ -172,16 +193,132 @@ def _context(docs_dir: Path | None) -> Any:
     return context
 
 
+def _video_codes(source: pd.DataFrame | pa.Table) -> np.ndarray | None:
+    """Each row's video (the part of ``frame_key`` before ``/``) as a code numbered in order
+    of first appearance; ``None`` without a ``frame_key`` column."""
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        if "frame_key" not in source.columns:
+            return None
+        video = source["frame_key"].map(lambda k: k.split("/", 1)[0] if isinstance(k, str)
+                                        else "")
+        return pd.factorize(video)[0]
+    import pyarrow.compute as pc
+
+    if "frame_key" not in source.column_names:
+        return None
+    keys = pc.cast(source.column("frame_key"), "string")
+    video = pc.list_element(pc.split_pattern(keys, "/", max_splits=1), 0)
+    encoded = pc.dictionary_encode(pc.fill_null(video, "")).combine_chunks()
+    return encoded.indices.to_numpy(zero_copy_only=False)
+
+
+def video_chunks(source: Table, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """The table as DataFrames of whole videos, about ``rows`` rows each (at least one
+    chunk, empty for an empty table), rows in table order within a chunk, index reset.
+
+    A parquet path is read as Arrow columns (a few bytes a string, not a Python object) and
+    only the chunk at hand is converted to pandas.
+    """
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    if isinstance(source, (str, Path)):
+        source = pq.read_table(source)
+    codes = _video_codes(source)
+    n = len(source)
+    if codes is None or n <= rows:
+        yield (source.reset_index(drop=True) if isinstance(source, pd.DataFrame)
+               else source.to_pandas())
+        return
+    sizes = np.bincount(codes)
+    chunk_of_video = (np.cumsum(sizes) - sizes) // rows  # a video's chunk: rows before it
+    chunk = chunk_of_video[codes]
+    order = np.argsort(chunk, kind="stable")
+    for part in np.split(order, np.cumsum(np.bincount(chunk))[:-1]):
+        if not len(part):
+            continue
+        if isinstance(source, pd.DataFrame):
+            yield source.iloc[part].reset_index(drop=True)
+        else:
+            yield source.take(part).to_pandas()
+
+
+@dataclass
+class _Run:
+    """The validation of one table, chunk by chunk: GX objects and the merged failures."""
+
+    table: str
+    chunkwise: Any  # ValidationDefinition of the row-wise and uniqueness rules
+    tablewide: Any  # ValidationDefinition of the distinct-value rules, or None
+    on: list[str]
+    result_format: dict
+    examples: int
+    failures: dict[str, FailedExpectation] = field(default_factory=dict)
+    distinct: dict[str, dict] = field(default_factory=dict)  # column -> its distinct values
+
+    def check(self, definition: Any, df: pd.DataFrame) -> None:
+        result = definition.run(batch_parameters={"dataframe": df},
+                                result_format=self.result_format)
+        for r in result.results:
+            if r.success:
+                continue
+            new = _failure(self.table, df, r, self.on, self.examples)
+            old = self.failures.setdefault(r.expectation_config.id, new)
+            if old is not new:  # failed in an earlier chunk too: add up
+                if new.unexpected_count is not None:
+                    old.unexpected_count = (old.unexpected_count or 0) + new.unexpected_count
+                old.examples = (old.examples + new.examples)[: self.examples]
+                old.exception = old.exception or new.exception
+
+    def collect(self, df: pd.DataFrame) -> None:
+        for column, seen in self.distinct.items():
+            if column in df.columns:
+                seen.update(dict.fromkeys(df[column].dropna().unique().tolist()))
+
+    def finish(self) -> None:
+        import pandas as pd
+
+        if self.tablewide is None:
+            return
+        values = [list(v) for v in self.distinct.values()]
+        longest = max(map(len, values), default=0)
+        df = pd.DataFrame({c: pd.Series(v + [None] * (longest - len(v)), dtype=object)
+                           for c, v in zip(self.distinct, values)})
+        self.check(self.tablewide, df)
+
+
+def _split_suite(gx: Any, suite: Any) -> tuple[Any, Any]:
+    """The suite's row-wise and uniqueness rules, and its distinct-value rules (or None)."""
+    wide = [e for e in suite.expectations if type(e).__name__ in TABLE_WIDE]
+    rest = [e for e in suite.expectations if type(e).__name__ not in TABLE_WIDE]
+    for e in rest:  # chunk-local uniqueness is table-wide only on keys holding frame_key
+        if "Unique" in type(e).__name__:
+            columns = getattr(e, "column_list", None) or [getattr(e, "column", None)]
+            if "frame_key" not in columns:
+                raise RuntimeError(f"{suite.name}: {type(e).__name__}({columns}) cannot be "
+                                   "checked chunk by chunk: its key lacks frame_key")
+    rows = gx.ExpectationSuite(name=suite.name, expectations=rest)
+    return rows, (gx.ExpectationSuite(name=f"{suite.name}.distinct", expectations=wide)
+                  if wide else None)
+
+
 def validate_tables(
-    tables: dict[str, pd.DataFrame], report_dir: Path | None = None, examples: int = 5
+    tables: Mapping[str, Table],
+    report_dir: Path | None = None,
+    examples: int = 5,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> ValidationReport:
     """Validate the prepared tables against the ``prepare.<table>`` suites.
 
     Args:
-        tables: ``{"frames": df, "objects": df, "relations": df}`` (extra keys are ignored).
+        tables: ``{"frames": ..., "objects": ..., "relations": ...}``, each a DataFrame, an
+            Arrow table or the path of its parquet file (extra keys are ignored).
         report_dir: where to write ``validation.json``, ``validation.txt`` and ``data_docs/``;
             ``None`` writes nothing.
         examples: offending rows kept per failed expectation.
+        chunk_rows: rows per validated chunk of whole videos.
     """
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
@@ -196,23 +333,31 @@ def validate_tables(
     source = context.data_sources.add_pandas("prepare")
     failures, evaluated = [], 0
     for table, suite in suites.items():
-        df = tables[table].reset_index(drop=True)  # GX reports row labels; make them positions
-        on = [c for c in INDEX_COLUMNS[table] if c in df.columns]
+        rows, wide = _split_suite(gx, suite)
+        asset = source.add_dataframe_asset(table)
+        definitions = [
+            context.validation_definitions.add(gx.ValidationDefinition(
+                name=s.name, data=asset.add_batch_definition_whole_dataframe(s.name),
+                suite=context.suites.add(s)))
+            if s is not None else None
+            for s in (rows, wide)
+        ]
+        on = INDEX_COLUMNS[table]
         result_format = {"result_format": "SUMMARY", "partial_unexpected_count": examples}
-        if on:
-            result_format["unexpected_index_column_names"] = on
-        batch = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe(table)
-        definition = context.validation_definitions.add(
-            gx.ValidationDefinition(name=table, data=batch, suite=context.suites.add(suite))
-        )
-        result = definition.run(batch_parameters={"dataframe": df}, result_format=result_format)
+        run = _Run(table, *definitions, on=on, result_format=result_format, examples=examples,
+                   distinct={e.column: {} for e in (wide.expectations if wide else [])})
+        for df in video_chunks(tables[table], chunk_rows):  # GX reports positions in df
+            present = [c for c in on if c in df.columns]
+            run.on, run.result_format = present, dict(result_format)
+            if present:
+                run.result_format["unexpected_index_column_names"] = present
+            run.check(run.chunkwise, df)
+            run.collect(df)
+            del df
+        run.finish()
         order = {e.id: i for i, e in enumerate(suite.expectations)}
-        failed = sorted(
-            (r for r in result.results if not r.success),
-            key=lambda r: order.get(r.expectation_config.id, 0),
-        )
-        evaluated += len(result.results)
-        failures += [_failure(table, df, r, on, examples) for r in failed]
+        evaluated += len(suite.expectations)
+        failures += [run.failures[i] for i in sorted(run.failures, key=lambda i: order[i])]
     if docs_dir is not None:
         context.build_data_docs(site_names=[DOCS_SITE])
     report = ValidationReport(

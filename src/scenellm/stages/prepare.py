@@ -29,8 +29,8 @@ class DataValidationError(DataError):
     """The prepared tables broke a Great Expectations rule; the report says which."""
 
 
-def validate(ctx: StageContext, tables) -> dict:
-    """Run the GX suite; the full report lands under ``<home>/reports/``, the outcome is
+def validate(ctx: StageContext, tables: dict) -> dict:
+    """Run the GX suite on the written tables (chunks of whole videos); the full report lands under ``<home>/reports/``, the outcome is
     returned for ``validation.json``; a failure raises with one line."""
     from scenellm.data.validation import validate_tables
 
@@ -51,15 +51,16 @@ def run(ctx: StageContext) -> dict:
     dataset = load_action_genome(ctx.data_root, min_frames=ctx.params.prepare.min_frames)
     counts = dataset.counts()
     tables = build_tables(dataset, release=True)  # the tables hold it all; the dataset is
-    del dataset  # emptied as they are made, and validation's copies take its place in memory
-    release_free_memory()
+    del dataset  # emptied as they are made
+    paths = {}
+    for name in list(tables):  # written first: validation reads them back chunk by chunk
+        paths[name] = ctx.workdir / f"{name}.parquet"
+        tables.pop(name).to_parquet(paths[name], index=False)
+    release_free_memory()  # the rows' Python objects, before GX's import takes their place
     if ctx.params.prepare.validate_data:
-        outcome = validate(ctx, tables)
+        outcome = validate(ctx, paths)
         (ctx.workdir / "validation.json").write_text(json.dumps(outcome, indent=2,
                                                                 sort_keys=True))
-    release_free_memory()  # validation's copies
-    for name in list(tables):
-        tables.pop(name).to_parquet(ctx.workdir / f"{name}.parquet", index=False)
     summary = {"data_version": ctx.data_version, "splits": counts}
     (ctx.workdir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return {f"{split}_{key}": value for split, c in counts.items() for key, value in c.items()}
