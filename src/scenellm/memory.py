@@ -16,6 +16,14 @@ it holds at once rather than everything it held before.
 - glibc keeps freed heap pages mapped until ``malloc_trim``; :func:`release_free_memory`
   calls it between a stage's phases (after the annotation objects are gone, before
   validation allocates its copies).
+- Python's small-object allocator returns a 1 MiB arena to the system only when every
+  object in it is freed, so a few long-lived objects made in the middle of a load pin the
+  arenas of everything freed around them. Two kinds were found in ``prepare``: modules
+  imported midway (PIL's format plugins at the first frame, pandas' Arrow types at the
+  first parquet write) and the strings the interpreter's type attribute cache keeps (PIL
+  looks up a fresh ``chunk_<type>`` name per PNG chunk). ``prepare`` imports ahead, and
+  :func:`release_free_memory` empties the type cache. Measured at 1,000 videos: RSS after
+  the load 258 → 160 MB (141 at 100 videos).
 """
 
 from __future__ import annotations
@@ -50,10 +58,13 @@ def fixed_mmap_threshold(size: int = MMAP_THRESHOLD) -> bool:
 
 
 def release_free_memory() -> None:
-    """Collect garbage and hand the heap's free pages back to the system (glibc's
-    ``malloc_trim``; a no-op where there is none)."""
+    """Collect garbage, empty the type attribute cache (its strings pin arenas) and hand
+    the heap's free pages back to the system (glibc's ``malloc_trim``; a no-op where there
+    is none)."""
     import gc
+    import sys
 
+    sys._clear_type_cache()
     gc.collect()
     try:
         _libc().malloc_trim(0)

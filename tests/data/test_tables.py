@@ -63,3 +63,35 @@ def test_column_and_video_reads_do_not_hold_the_table(tmp_path):
     assert tables.video_rows("relations", "nope.mp4").empty
     assert tables["relations"] is tables["relations"]  # a whole read is kept
     assert tables.video_rows("relations", "c.mp4")["value"].tolist() == [3]
+
+
+def test_prepare_imports_nothing_midway_after_import_ahead(tmp_path):
+    """Modules imported in the middle of the load pin the memory it frees (scenellm.memory):
+    after ``import_ahead``, loading, building and writing the tables import no module."""
+    import subprocess
+    import sys
+
+    from scenellm.data.synth import generate
+
+    generate(tmp_path / "data", seed=3, videos=6, frames=4, size=(64, 48))
+    code = """
+import sys
+from pathlib import Path
+from scenellm.data.ag import load_action_genome
+from scenellm.data.tables import build_tables
+from scenellm.stages.prepare import import_ahead
+if sys.argv[3] == "ahead":
+    import_ahead()
+before = set(sys.modules)
+tables = build_tables(load_action_genome(Path(sys.argv[1])), release=True)
+for name, df in tables.items():
+    df.to_parquet(f"{sys.argv[2]}/{name}.parquet", index=False)
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+    def imported(mode: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "data"),
+                              str(tmp_path), mode], capture_output=True, text=True, check=True)
+        return out.stdout.split()
+
+    assert any(m.startswith("PIL.") for m in imported("plain"))  # what it guards against
+    assert imported("ahead") == []

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     Table = Union[pd.DataFrame, pa.Table, Path, str]
 
 DOCS_SITE = "scenellm_prepare"
-CHUNK_ROWS = 50_000  # rows per validated chunk (more where one video has more)
+CHUNK_ROWS = 10_000  # rows per validated chunk (more where one video has more)
 # Rules on a column's distinct values: they judge the whole table, not a chunk of it.
 TABLE_WIDE = ("ExpectColumnDistinctValuesToContainSet", "ExpectColumnDistinctValuesToBeInSet",
               "ExpectColumnDistinctValuesToEqualSet")
@@ -222,15 +222,19 @@ def video_chunks(source: Table, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame
     only the chunk at hand is converted to pandas.
     """
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if isinstance(source, (str, Path)):
-        source = pq.read_table(source)
+    schema = None
+    if isinstance(source, (str, Path)):  # strings held dictionary-encoded until their chunk
+        schema = pq.read_schema(source)
+        text = [f.name for f in schema if f.type in (pa.string(), pa.large_string())]
+        source = pq.read_table(source, read_dictionary=text)
     codes = _video_codes(source)
     n = len(source)
     if codes is None or n <= rows:
         yield (source.reset_index(drop=True) if isinstance(source, pd.DataFrame)
-               else source.to_pandas())
+               else _to_pandas(source, schema))
         return
     sizes = np.bincount(codes)
     chunk_of_video = (np.cumsum(sizes) - sizes) // rows  # a video's chunk: rows before it
@@ -242,7 +246,12 @@ def video_chunks(source: Table, rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame
         if isinstance(source, pd.DataFrame):
             yield source.iloc[part].reset_index(drop=True)
         else:
-            yield source.take(part).to_pandas()
+            yield _to_pandas(source.take(part), schema)
+
+
+def _to_pandas(table: pa.Table, schema: pa.Schema | None) -> pd.DataFrame:
+    """A chunk as the DataFrame its file would read as (strings decoded, not categorical)."""
+    return (table if schema is None else table.cast(schema)).to_pandas()
 
 
 @dataclass

@@ -45,9 +45,24 @@ def validate(ctx: StageContext, tables: dict) -> dict:
     return outcome
 
 
+def import_ahead() -> None:
+    """Do now the imports the load, table build and parquet write would do midway, where
+    their module objects, which live on, would pin the memory freed around them (see
+    :mod:`scenellm.memory`)."""
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
+    Image.init()  # every format plugin (Image.open imports them at the first frame)
+    pd.DataFrame({"s": ["a"], "i": [1]}).to_parquet(io.BytesIO())  # pandas' Arrow types
+    release_free_memory()  # and the libc binding it loads
+
+
 def run(ctx: StageContext) -> dict:
     for child in ctx.workdir.iterdir():  # not resumable: start clean
         shutil.rmtree(child) if child.is_dir() else child.unlink()
+    import_ahead()
     dataset = load_action_genome(ctx.data_root, min_frames=ctx.params.prepare.min_frames)
     counts = dataset.counts()
     tables = build_tables(dataset, release=True)  # the tables hold it all; the dataset is
