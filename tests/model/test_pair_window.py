@@ -141,7 +141,7 @@ def _frame_delta(model, batch: VideoBatch, other: VideoBatch, frame: int) -> flo
 
 
 def test_frame_context_keeps_frames_apart_with_a_window_and_video_context_reads_it(
-        tiny_bert):
+        tiny_bert):  # noqa: F811
     """Class 4 sits in frames 0 and 1 of video A: moving its frame-1 box leaves frame 0's
     pairs unchanged per frame (the window finds nothing in a one-frame video) and changes
     them with the window on a video; without the window nothing else carries the box."""
@@ -157,7 +157,7 @@ def test_frame_context_keeps_frames_apart_with_a_window_and_video_context_reads_
 
 
 @pytest.mark.parametrize("language", ["frames", "pairs"])
-def test_window_trains_and_reloads_identically(tiny_bert, tmp_path, language):
+def test_window_trains_and_reloads_identically(tiny_bert, tmp_path, language):  # noqa: F811
     model = build(tiny_bert, pair_window=WINDOW, language=language)
     sgg_loss(model(video_batch()), video_batch().targets())[0].backward()
     first = model.predictor.query_mlp[0].weight
@@ -174,7 +174,7 @@ def test_window_trains_and_reloads_identically(tiny_bert, tmp_path, language):
                                rtol=0, atol=1e-6)
 
 
-def test_predictor_built_with_a_window_refuses_a_query_without_track_geometry(tiny_bert):
+def test_predictor_built_with_a_window_refuses_a_query_without_its_track(tiny_bert):  # noqa: F811
     model = build(tiny_bert, pair_window=WINDOW)
     batch = video_batch()
     with pytest.raises(ValueError, match="track geometry of width"):
