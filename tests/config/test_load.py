@@ -77,3 +77,15 @@ def test_an_override_replaces_the_file_origin_of_its_value(tmp_path):
     (tmp_path / "a.yaml").write_text("ot:\n  epsilon: 0.1\n")
     with pytest.raises(UserError, match=r"^--set ot.epsilon: must be a finite number"):
         load_params(tmp_path, ["ot.epsilon=.inf"])
+
+
+@pytest.mark.parametrize("window", ["[1, 3]", "[-3, -1]", "[2, -3]", "[0, 0]"])
+def test_pair_window_must_hold_zero_in_increasing_order(window):
+    """A window that skips the pair's own frame, or runs backwards, is refused in one line
+    naming the key; [-3, 2] and [0, 1] are accepted."""
+    with pytest.raises(UserError, match=r"^--set model.pair_window: expected \[lo, hi\] "
+                                        r"with lo ≤ 0 ≤ hi") as error:
+        load_params(PARAMS, [f"model.pair_window={window}"])
+    assert "\n" not in str(error.value)
+    assert load_params(PARAMS, ["model.pair_window=[-3, 2]"]).model.pair_window == (-3, 2)
+    assert load_params(PARAMS, ["model.pair_window=[0, 1]"]).model.pair_window == (0, 1)

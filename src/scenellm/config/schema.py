@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      field_validator, model_validator)
 from pydantic_core import PydanticCustomError
 
 Stage = Literal["prepare", "features", "detect", "vqvae", "finetune", "evaluate"]  # pipeline order
@@ -146,6 +147,18 @@ class ModelParams(Section):
         {}, description="Config fields of the head component (its dataclass).")
     fusion_options: dict[str, int | float | bool] = Field(
         {}, description="Config fields of the fusion component (its dataclass).")
+    pair_window: tuple[Int, Int] | None = Field(
+        None, description="[lo, hi] frame offsets (lo ≤ 0 ≤ hi): each pair query also reads "
+                          "its object's geometry with the person in frames t+lo … t+hi (not t), "
+                          "followed by class as the windowed trees do; null = its frame only.")
+
+    @field_validator("pair_window")
+    @classmethod
+    def _window_around_zero(cls, window: tuple[int, int] | None) -> tuple[int, int] | None:
+        if window is not None and not (window[0] <= 0 <= window[1] and window[0] < window[1]):
+            raise PydanticCustomError(
+                "pair_window", "expected [lo, hi] with lo ≤ 0 ≤ hi and lo < hi, e.g. [-3, 2]")
+        return window
 
 
 class OTParams(Section):

@@ -10,7 +10,9 @@ query and decoded context,
 and linear heads give attention (3, softmax), spatial (6, sigmoid) and contacting
 (17, sigmoid) logits; an object-class head over object tokens serves SGCLS. The fusion and
 the heads are slots (``model.fusion``, ``model.head``) filled from
-:mod:`scenellm.model.components`.
+:mod:`scenellm.model.components`. With ``model.pair_window`` a query's input also holds the
+geometry of its object, with the person, in the window's other frames
+(:func:`~scenellm.model.geometry.track_geometry`).
 """
 
 from __future__ import annotations
@@ -116,6 +118,9 @@ class SGGPredictor(nn.Module):
         pair_state_dim: width of per-pair LLM states (the pair's own, or its subject's and
             object's concatenated) added to the query through LayerNorm + Linear; 0 when the
             LLM reads frames only.
+        track_dim: width of each pair's track geometry (``model.pair_window``, see
+            :func:`~scenellm.model.geometry.track_geometry`) joined to the query's input; 0
+            when the query sees its own frame only.
     """
 
     def __init__(
@@ -135,6 +140,7 @@ class SGGPredictor(nn.Module):
         fusion: str = "gate",
         fusion_options: dict | None = None,
         pair_state_dim: int = 0,
+        track_dim: int = 0,
     ) -> None:
         super().__init__()
         if d_model % num_heads:
@@ -145,7 +151,8 @@ class SGGPredictor(nn.Module):
         self.gate_alpha = gate_alpha
         class_dim = d_model // 4
         self.class_embedding = nn.Embedding(num_object_classes, class_dim)
-        query_in = 2 * obj_dim + union_dim + PAIR_GEOMETRY_DIM + 2 * class_dim
+        self.track_dim = track_dim
+        query_in = 2 * obj_dim + union_dim + PAIR_GEOMETRY_DIM + 2 * class_dim + track_dim
         self.query_mlp = nn.Sequential(
             nn.Linear(query_in, d_model),
             nn.ReLU(),
@@ -180,23 +187,26 @@ class SGGPredictor(nn.Module):
         return self.object_head(obj_tokens)
 
     def pair_query(self, obj_tokens: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
-                   pair_idx: torch.Tensor, union_feats: torch.Tensor) -> torch.Tensor:
+                   pair_idx: torch.Tensor, union_feats: torch.Tensor,
+                   track: torch.Tensor | None = None) -> torch.Tensor:
         """(P, d_model) pair queries from both objects' tokens, the union-box feature, the
-        pair's geometry and both class embeddings (arguments as in :meth:`forward`)."""
+        pair's geometry, both class embeddings and, when built with ``track_dim``, the
+        pair's track geometry (arguments as in :meth:`forward`)."""
+        if (track is None) != (self.track_dim == 0):
+            raise ValueError(f"this predictor reads track geometry of width {self.track_dim}; "
+                             f"got {None if track is None else track.shape[-1]}")
         sub, obj = pair_idx.unbind(dim=1)
-        return self.query_mlp(
-            torch.cat(
-                [
-                    obj_tokens[sub],
-                    obj_tokens[obj],
-                    union_feats,
-                    pair_geometry(boxes[sub], boxes[obj]),
-                    self.class_embedding(labels[sub]),
-                    self.class_embedding(labels[obj]),
-                ],
-                dim=-1,
-            )
-        )  # (P, d_model)
+        columns = [
+            obj_tokens[sub],
+            obj_tokens[obj],
+            union_feats,
+            pair_geometry(boxes[sub], boxes[obj]),
+            self.class_embedding(labels[sub]),
+            self.class_embedding(labels[obj]),
+        ]
+        if track is not None:
+            columns.append(track.to(obj_tokens.dtype))
+        return self.query_mlp(torch.cat(columns, dim=-1))  # (P, d_model)
 
     def forward(
         self,
@@ -212,6 +222,7 @@ class SGGPredictor(nn.Module):
         predict_objects: bool = False,
         tracks: Tracks | None = None,
         pair_states: torch.Tensor | None = None,
+        track: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor | None]:
         """Predict predicate logits for every (person, object) pair.
 
@@ -231,12 +242,14 @@ class SGGPredictor(nn.Module):
             tracks: frame and video of every object, for fusions that read motion.
             pair_states: (P, pair_state_dim) the LLM's states of each pair, when the
                 predictor was built with ``pair_state_dim``.
+            track: (P, track_dim) each pair's track geometry, when the predictor was built
+                with ``track_dim``.
 
         Returns:
             attention_logits (P, 3), spatial_logits (P, 6), contacting_logits (P, 17),
             object_logits (N, num_object_classes) or None, and the head's aux_loss if any.
         """
-        query = self.pair_query(obj_tokens, boxes, labels, pair_idx, union_feats)
+        query = self.pair_query(obj_tokens, boxes, labels, pair_idx, union_feats, track)
         if self.pair_state_proj is not None:
             if pair_states is None:
                 raise ValueError("this predictor reads pair_states; pass the LLM's pair states")

@@ -5,7 +5,10 @@ Ablation switches (``model.tokens``, ``model.temporal``, ``llm.mode``) select th
 variants: continuous tokens instead of VQ codes (the VQ-VAE is then never run), mean or no
 temporal aggregation instead of OT, and full / frozen / no LLM instead of LoRA.
 ``model.context=frame`` runs every frame as its own one-frame video, so no information
-crosses frames anywhere (the per-frame variant); ``model.language`` chooses what the LLM
+crosses frames anywhere (the per-frame variant; every frame is then its own video, so a
+``model.pair_window`` finds no other frame); ``model.pair_window`` gives each pair query the
+geometry of its object, followed by its ground-truth class as the windowed trees follow it
+(in SGCLS too), in frames t + k of the window; ``model.language`` chooses what the LLM
 reads (see :mod:`scenellm.model.sentence`); ``ot.source`` chooses what OT transports: the
 sequence of frame tokens (:mod:`scenellm.model.ot_frames`) or the video's histogram of VQ
 codes (:mod:`scenellm.model.ot`).
@@ -23,6 +26,7 @@ from torch import nn
 from scenellm.data.vocab import STTRAN_OBJECT_CLASSES
 from scenellm.model.components.fusion.motion import Tracks
 from scenellm.model.components.spatial import SPATIAL
+from scenellm.model.geometry import track_geometry, track_geometry_dim
 from scenellm.model.llm import SceneLanguageModel
 from scenellm.model.ot import OTAggregator, code_histogram
 from scenellm.model.ot_frames import FrameOTAggregator
@@ -76,6 +80,7 @@ class SceneLLMConfig:
     head_options: dict = field(default_factory=dict)
     fusion: str = "gate"
     fusion_options: dict = field(default_factory=dict)
+    pair_window: tuple[int, int] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -122,7 +127,8 @@ class SceneLLM(nn.Module):
                                       fusion_options=config.fusion_options,
                                       pair_state_dim={"frames": 0, "pairs": self.llm.hidden_size,
                                                       "objects": 2 * self.llm.hidden_size
-                                                      }[config.language])
+                                                      }[config.language],
+                                      track_dim=track_geometry_dim(config.pair_window))
         self.diagnostics: dict[str, float] = {}
 
     def train(self, mode: bool = True) -> SceneLLM:
@@ -172,7 +178,9 @@ class SceneLLM(nn.Module):
             padded = self.temporal(padded, mask, codes, seq)
         object_logits = self.predictor.classify_objects(obj_states)
         labels = seq.labels if mode == "predcls" else sgcls_labels(object_logits, seq.is_person)
-        hidden, words, frame_slot, obj_slot = self.read(padded, mask, obj_states, labels, seq)
+        track = self.track(seq)
+        hidden, words, frame_slot, obj_slot = self.read(padded, mask, obj_states, labels, seq,
+                                                        track)
         if probe == "swap_states":
             hidden, words = hidden.roll(1, dims=0), words.roll(1, dims=0)
         pair_states = None
@@ -186,7 +194,7 @@ class SceneLLM(nn.Module):
                              video_of_pair=seq.video_of_pair, context=hidden,
                              context_padding_mask=~words,
                              context_pos_of_pair=frame_slot[seq.frame_of_pair],
-                             pair_states=pair_states,
+                             pair_states=pair_states, track=track,
                              tracks=Tracks(seq.frame_of_obj, seq.video_of_obj))
         out["object_logits"] = object_logits
         out["labels"] = labels
@@ -211,8 +219,18 @@ class SceneLLM(nn.Module):
             padded = torch.where(mask[..., None], padded + mean[:, None], padded)
         return padded
 
+    def track(self, seq) -> torch.Tensor | None:
+        """(P, track_dim) geometry of each pair's object in the frames of
+        ``model.pair_window``, followed by its ground-truth class (the windowed trees' rule,
+        kept in SGCLS); None without a window."""
+        if self.config.pair_window is None:
+            return None
+        return track_geometry(seq.boxes_norm, seq.pair_idx, seq.labels, seq.video_of_pair,
+                              seq.frame_pos[seq.frame_of_pair], tuple(self.config.pair_window))
+
     def read(self, padded: torch.Tensor, mask: torch.Tensor, obj_states: torch.Tensor,
-             labels: torch.Tensor, seq) -> tuple[torch.Tensor, ...]:
+             labels: torch.Tensor, seq, track: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, ...]:
         """The LLM reads each video's sentence (``model.language``): hidden (B, L, H), words
         (B, L) True at real tokens, frame_slot (F,) and the slots (N,) of the objects or
         (P,) of the pairs, or None for frames only."""
@@ -222,7 +240,7 @@ class SceneLLM(nn.Module):
             video_of_item, frame_of_item = seq.video_of_obj, seq.frame_of_obj
         elif language == "pairs":
             items = self.predictor.pair_query(obj_states, seq.boxes_norm, labels, seq.pair_idx,
-                                              seq.union_feats)  # (P, d)
+                                              seq.union_feats, track)  # (P, d)
             video_of_item, frame_of_item = seq.video_of_pair, seq.frame_of_pair
         else:
             items = video_of_item = frame_of_item = None

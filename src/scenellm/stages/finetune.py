@@ -79,7 +79,7 @@ def model_config(ctx: StageContext, feature_dim: int):
         lora_alpha=p.lora.alpha, lora_dropout=p.lora.dropout,
         lora_target_modules=p.lora.target_modules,
         **p.model.model_dump(include={"spatial", "spatial_options", "head", "head_options",
-                                      "fusion", "fusion_options"}))
+                                      "fusion", "fusion_options", "pair_window"}))
 
 
 def build(ctx: StageContext) -> Recipe:
