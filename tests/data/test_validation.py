@@ -326,7 +326,7 @@ def test_video_chunks_hold_whole_videos_in_table_order(tmp_path, rows):
     chunks = list(video_chunks(df, rows))
     from_arrow = list(video_chunks(pa.Table.from_pandas(df, preserve_index=False), rows))
     assert len(chunks) == len(from_arrow)
-    for a, b in zip(chunks, from_arrow):
+    for a, b in zip(chunks, from_arrow, strict=True):
         pd.testing.assert_frame_equal(a, b)
     def video(keys: pd.Series) -> pd.Series:
         return keys.map(lambda k: k.split("/")[0] if isinstance(k, str) else "")
@@ -336,7 +336,7 @@ def test_video_chunks_hold_whole_videos_in_table_order(tmp_path, rows):
     assert sum(map(len, videos)) == len(set(video_of))  # every video in exactly one chunk
     assert sorted(pd.concat(chunks)["row"]) == list(range(len(df)))
     size = video_of.value_counts()
-    for chunk, held in zip(chunks, videos):
+    for chunk, held in zip(chunks, videos, strict=True):
         assert chunk["row"].is_monotonic_increasing
         assert chunk.index.equals(pd.RangeIndex(len(chunk)))
         assert len(chunk) < rows + size[list(held)].max()  # only its last video spills over

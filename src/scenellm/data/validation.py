@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
 from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    Table = Union[pd.DataFrame, pa.Table, Path, str]
+    Table = pd.DataFrame | pa.Table | Path | str
 
 DOCS_SITE = "scenellm_prepare"
 CHUNK_ROWS = 10_000  # rows per validated chunk (more where one video has more)
@@ -294,7 +294,7 @@ class _Run:
         values = [list(v) for v in self.distinct.values()]
         longest = max(map(len, values), default=0)
         df = pd.DataFrame({c: pd.Series(v + [None] * (longest - len(v)), dtype=object)
-                           for c, v in zip(self.distinct, values)})
+                           for c, v in zip(self.distinct, values, strict=True)})
         self.check(self.tablewide, df)
 
 
