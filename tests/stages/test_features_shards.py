@@ -25,7 +25,7 @@ from scenellm.data.synth import generate
 from scenellm.faults import ENV
 from scenellm.stages import features
 from scenellm.stages.base import SUCCESS, fingerprint, tree_hash
-from scenellm.stages.shards import GroupRun, peak_parallel, shard_groups
+from scenellm.stages.shards import CLAIMS, GroupRun, ShardClaims, peak_parallel, shard_groups
 
 VIDEOS = 8
 FLOW = textwrap.dedent("""
@@ -247,3 +247,20 @@ def test_a_helper_with_no_run_to_join_says_so(tmp_path):
                            env=stage_env(), capture_output=True, text=True)
     assert wrong.returncode != 0
     assert "only features can be joined" in wrong.stderr
+
+
+def test_a_helper_late_for_the_run_writes_nothing_again(tmp_path):
+    """A helper reads the plan, then loads the detector; a run on few videos may have
+    written them all and removed its claims by then, and is publishing. The helper must
+    find the run over, not make a fresh claims folder without markers and rewrite every
+    shard (seen in the run-and-helper test on a slow machine: 8 + 8 shards for 8)."""
+    run = ShardClaims(tmp_path)
+    wrote = []
+    assert run.write_unclaimed(["a"], wrote.append) == 1
+    run.mark_done("a")
+    helper = ShardClaims(tmp_path, create=False)  # during the run: its markers count
+    assert helper.write_unclaimed(["a", "b"], wrote.append) == 1 and wrote == ["a", "b"]
+    run.remove()
+    with pytest.raises(FileNotFoundError):
+        ShardClaims(tmp_path, create=False)
+    assert not (tmp_path / CLAIMS).exists()

@@ -264,7 +264,7 @@ def join(ctx: StageContext, poll: float = 2.0, wait: float = 600.0) -> dict:
         frames, objects = tables["frames"], tables["objects"]
         device = select_device(ctx.params.detector.device)
         detector, _ = build_detector(ctx, frames, objects, device)
-        claims = ShardClaims(ctx.workdir)
+        claims = ShardClaims(ctx.workdir, create=False)  # gone: the run has finished
     except FileNotFoundError:  # published (renamed) between two of the reads above
         return finished
     write = shard_writer(ctx, detector, frames, objects, device, claims)

@@ -108,11 +108,18 @@ class ShardClaims:
     ``write_unclaimed(items, write, wait=True)``, writes what nobody finished.
     """
 
-    def __init__(self, workdir) -> None:
+    def __init__(self, workdir, create: bool = True) -> None:
+        """``create=False`` (helpers): the run made the folder before its plan and removes
+        it when it has written everything, so a missing folder means the run is over, and
+        a helper must not make a fresh one (no markers: it would write every shard again).
+        Raises FileNotFoundError then."""
         from pathlib import Path
 
         self.folder = Path(workdir) / CLAIMS
-        self.folder.mkdir(exist_ok=True)
+        if create:
+            self.folder.mkdir(exist_ok=True)
+        elif not self.folder.is_dir():
+            raise FileNotFoundError(f"{self.folder}: the run has finished")
 
     def reset(self) -> None:
         """Forget the markers of an earlier run (its journal is the record that counts)."""
