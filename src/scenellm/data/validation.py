@@ -261,19 +261,20 @@ class _Run:
     table: str
     chunkwise: Any  # ValidationDefinition of the row-wise and uniqueness rules
     tablewide: Any  # ValidationDefinition of the distinct-value rules, or None
-    on: list[str]
-    result_format: dict
     examples: int
     failures: dict[str, FailedExpectation] = field(default_factory=dict)
     distinct: dict[str, dict] = field(default_factory=dict)  # column -> its distinct values
 
     def check(self, definition: Any, df: pd.DataFrame) -> None:
-        result = definition.run(batch_parameters={"dataframe": df},
-                                result_format=self.result_format)
+        on = [c for c in INDEX_COLUMNS[self.table] if c in df.columns]  # GX names rows by them
+        result_format = {"result_format": "SUMMARY", "partial_unexpected_count": self.examples}
+        if on:
+            result_format["unexpected_index_column_names"] = on
+        result = definition.run(batch_parameters={"dataframe": df}, result_format=result_format)
         for r in result.results:
             if r.success:
                 continue
-            new = _failure(self.table, df, r, self.on, self.examples)
+            new = _failure(self.table, df, r, on, self.examples)
             old = self.failures.setdefault(r.expectation_config.id, new)
             if old is not new:  # failed in an earlier chunk too: add up
                 if new.unexpected_count is not None:
@@ -351,15 +352,9 @@ def validate_tables(
             if s is not None else None
             for s in (rows, wide)
         ]
-        on = INDEX_COLUMNS[table]
-        result_format = {"result_format": "SUMMARY", "partial_unexpected_count": examples}
-        run = _Run(table, *definitions, on=on, result_format=result_format, examples=examples,
+        run = _Run(table, *definitions, examples=examples,
                    distinct={e.column: {} for e in (wide.expectations if wide else [])})
         for df in video_chunks(tables[table], chunk_rows):  # GX reports positions in df
-            present = [c for c in on if c in df.columns]
-            run.on, run.result_format = present, dict(result_format)
-            if present:
-                run.result_format["unexpected_index_column_names"] = present
             run.check(run.chunkwise, df)
             run.collect(df)
             del df
