@@ -40,11 +40,16 @@ data: install
 run: install
 	$(BIN)/scenellm run
 
+# pytest-xdist spreads the tests over the machine's cores (at most TEST_WORKERS; every test
+# keeps to one torch thread, see tests/conftest.py); TEST_WORKERS=0 runs them in one process.
+TEST_WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n auto --maxprocesses $(TEST_WORKERS))
+
 test: install system-deps
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 test-fast: install
-	$(BIN)/python -m pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: install
 	$(BIN)/ruff check src flows tests bench
