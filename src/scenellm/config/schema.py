@@ -154,6 +154,10 @@ class ModelParams(Section):
         {}, description="Config fields of the head component (its dataclass).")
     fusion_options: dict[str, int | float | bool] = Field(
         {}, description="Config fields of the fusion component (its dataclass).")
+    union: Literal["raw", "standardized"] = Field(
+        "raw", description="Union-box features in the pair query: raw detector features, or "
+                           "standardized by the object features' mean and std as object "
+                           "tokens are.")
     pair_window: tuple[Int, Int] | None = Field(
         None, description="[lo, hi] frame offsets (lo ≤ 0 ≤ hi): each pair query also reads "
                           "its object's geometry with the person in frames t+lo … t+hi (not t), "

@@ -81,6 +81,7 @@ class SceneLLMConfig:
     fusion: str = "gate"
     fusion_options: dict = field(default_factory=dict)
     pair_window: tuple[int, int] | None = None
+    union: str = "raw"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,7 +191,8 @@ class SceneLLM(nn.Module):
             pair_states = torch.cat([states[sub], states[obj]], dim=-1)  # (P, 2H)
         elif self.config.language == "pairs":
             pair_states = hidden[seq.video_of_pair, obj_slot]  # (P, H)
-        out = self.predictor(obj_states, seq.boxes_norm, labels, seq.pair_idx, seq.union_feats,
+        union = self.union_features(seq)
+        out = self.predictor(obj_states, seq.boxes_norm, labels, seq.pair_idx, union,
                              video_of_pair=seq.video_of_pair, context=hidden,
                              context_padding_mask=~words,
                              context_pos_of_pair=frame_slot[seq.frame_of_pair],
@@ -219,6 +221,13 @@ class SceneLLM(nn.Module):
             padded = torch.where(mask[..., None], padded + mean[:, None], padded)
         return padded
 
+    def union_features(self, seq) -> torch.Tensor:
+        """(P, F) union-box features as the pair query reads them (``model.union``): raw, or
+        standardized by the object features' mean and std."""
+        if self.config.union == "standardized":
+            return (seq.union_feats - self.feat_mean) / self.feat_std
+        return seq.union_feats
+
     def track(self, seq) -> torch.Tensor | None:
         """(P, track_dim) geometry of each pair's object in the frames of
         ``model.pair_window``, followed by its ground-truth class (the windowed trees' rule,
@@ -240,7 +249,7 @@ class SceneLLM(nn.Module):
             video_of_item, frame_of_item = seq.video_of_obj, seq.frame_of_obj
         elif language == "pairs":
             items = self.predictor.pair_query(obj_states, seq.boxes_norm, labels, seq.pair_idx,
-                                              seq.union_feats, track)  # (P, d)
+                                              self.union_features(seq), track)  # (P, d)
             video_of_item, frame_of_item = seq.video_of_pair, seq.frame_of_pair
         else:
             items = video_of_item = frame_of_item = None

@@ -79,7 +79,8 @@ def model_config(ctx: StageContext, feature_dim: int):
         lora_alpha=p.lora.alpha, lora_dropout=p.lora.dropout,
         lora_target_modules=p.lora.target_modules,
         **p.model.model_dump(include={"spatial", "spatial_options", "head", "head_options",
-                                      "fusion", "fusion_options", "pair_window"}))
+                                      "fusion", "fusion_options", "pair_window",
+                                      "union"}))
 
 
 def build(ctx: StageContext) -> Recipe:
