@@ -253,3 +253,24 @@ def test_non_finite_loss_stops_finetune_with_one_line_and_no_success(first_run):
     after = sorted(p.name for p in project.stage_dir("finetune").iterdir())
     assert [n for n in after if not n.endswith(".lock")] == \
         [n for n in before if not n.endswith(".lock")]  # no record, no partial kept
+
+
+@pytest.mark.parametrize("select", ["R@20", "R@20+mR@20", "last"])
+def test_select_keeps_the_epoch_it_names_and_reports_its_figures(first_run, select):
+    project, _, _ = first_run
+    proc = _finetune(project, f"finetune.select={select}", "finetune.phase_b_epochs=3",
+                     "finetune.phase_c_epochs=1")
+    assert proc.returncode == 0, proc.stderr
+    out = Path(json.loads(proc.stdout)["output"])
+    metrics = json.loads((out / SUCCESS).read_text())["metrics"]
+    history = json.loads((out / "history.json").read_text())
+    recall = [h["val_predcls_R@20"] for h in history]
+    mean_recall = [h["val_predcls_mR@20"] for h in history]
+    assert len(history) == 4 and all(0 <= m <= 1 for m in mean_recall)
+    score = {"R@20": recall, "R@20+mR@20": [(r + m) / 2 for r, m in zip(recall, mean_recall)],
+             "last": list(range(4))}[select]
+    kept = score.index(max(score))  # the first of equals, as training keeps it
+    assert metrics["best_epoch"] == kept
+    assert metrics["best_val_predcls_R@20"] == recall[kept]
+    assert metrics["best_val_predcls_mR@20"] == mean_recall[kept]
+    assert metrics["best_phase_c"] == float(kept >= 3)

@@ -158,6 +158,11 @@ class ModelParams(Section):
         "raw", description="Union-box features in the pair query: raw detector features, or "
                            "standardized by the object features' mean and std as object "
                            "tokens are.")
+    logit_adjust: Float = Field(
+        0.0, ge=0, description="τ of post-hoc logit adjustment: at inference each predicate's "
+                               "logit loses τ · log(its share of the training pairs), so a "
+                               "rare predicate wins over a frequent one it co-occurs with "
+                               "(0 = off).")
     pair_window: tuple[Int, Int] | None = Field(
         None, description="[lo, hi] frame offsets (lo ≤ 0 ≤ hi): each pair query also reads "
                           "its object's geometry with the person in frames t+lo … t+hi (not t), "
@@ -209,7 +214,10 @@ class FinetuneParams(Section):
     warmup_steps: Int = Field(20, ge=0, description="Linear lr warm-up steps, then cosine decay.")
     max_steps: Int = Field(0, ge=0, description="Step budget (0 = all epochs); ends training.")
     patience: Int = Field(0, ge=0, description="Stop after this many epochs without a better "
-                                               "validation R@20 (0 = never).")
+                                               "selection score (0 = never).")
+    select: Literal["R@20", "R@20+mR@20", "last"] = Field(
+        "R@20", description="Epoch whose model is kept: best validation PREDCLS R@20, best "
+                            "mean of R@20 and mR@20, or the last.")
     weight_decay: Float = Field(0.01, ge=0, description="AdamW weight decay.")
     grad_clip: PositiveFloat = Field(1.0, description="Gradient norm clip.")
     batch_videos: PositiveInt = Field(4, description="Videos per batch.")

@@ -74,3 +74,27 @@ def sgg_loss(
     logged = {name: float(loss.detach()) for name, loss in parts.items()}
     logged["total"] = float(total.detach())
     return total, logged
+
+
+def predicate_prior(batches) -> list[float]:
+    """Each predicate's share of the pairs of ``batches`` (VideoBatch-like, with attention
+    (P,) kind-local ids, -100 ignored, and spatial / contacting (P, K) multi-hot), in
+    ATTENTION, SPATIAL, CONTACTING order, Laplace-smoothed so that none is 0: attention
+    (count + 1) / (pairs + 3) over its classes, a spatial or contacting predicate
+    (positives + 1) / (pairs + 2)."""
+    from scenellm.data.vocab import ATTENTION, CONTACTING, SPATIAL
+
+    attention = torch.zeros(len(ATTENTION), dtype=torch.float64)
+    spatial = torch.zeros(len(SPATIAL), dtype=torch.float64)
+    contacting = torch.zeros(len(CONTACTING), dtype=torch.float64)
+    labelled = pairs = 0
+    for batch in batches:
+        kept = batch.attention[batch.attention >= 0].long()
+        attention += torch.bincount(kept, minlength=len(ATTENTION)).double()
+        labelled += len(kept)
+        spatial += batch.spatial.double().sum(0)
+        contacting += batch.contacting.double().sum(0)
+        pairs += len(batch.spatial)
+    shares = torch.cat([(attention + 1) / (labelled + len(ATTENTION)),
+                        (spatial + 1) / (pairs + 2), (contacting + 1) / (pairs + 2)])
+    return shares.tolist()

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 import torch
 from torch import nn
 
-from scenellm.data.vocab import STTRAN_OBJECT_CLASSES
+from scenellm.data.vocab import KINDS, STTRAN_OBJECT_CLASSES
 from scenellm.model.components.fusion.motion import Tracks
 from scenellm.model.components.spatial import SPATIAL
 from scenellm.model.geometry import track_geometry, track_geometry_dim
@@ -47,6 +47,28 @@ def shuffled_frames(batch, seed: int = 0):
         perm = torch.randperm(len(frames), generator=generator).to(frames.device)
         frame_pos[frames] = batch.frame_pos[frames][perm]
     return replace(batch, frame_pos=frame_pos)
+
+
+def adjust_logits(out: dict, prior: list[float] | None, tau: float) -> dict:
+    """Post-hoc logit adjustment (Menon et al., ICLR 2021): each kind's logits minus
+    τ · log(prior), the predicate's share of the training pairs. Under STTran's "with"
+    constraint a pair keeps one predicate per kind, so of two labels that co-occur (carrying
+    always comes with holding) the frequent one wins unless the rare one is boosted.
+
+    Returns the adjusted attention, spatial and contacting logits (nothing when τ is 0).
+    """
+    if not tau:
+        return {}
+    if prior is None:
+        raise ValueError("model.logit_adjust needs the training pairs' predicate_prior")
+    log_prior = torch.log(torch.tensor(prior, dtype=torch.float32))
+    adjusted, start = {}, 0
+    for kind, names in KINDS.items():
+        logits = out[f"{kind}_logits"]
+        shift = tau * log_prior[start:start + len(names)].to(logits.device, logits.dtype)
+        adjusted[f"{kind}_logits"] = logits - shift
+        start += len(names)
+    return adjusted
 
 
 @dataclass
@@ -82,6 +104,10 @@ class SceneLLMConfig:
     fusion_options: dict = field(default_factory=dict)
     pair_window: tuple[int, int] | None = None
     union: str = "raw"
+    logit_adjust: float = 0.0
+    # each predicate's share of the training pairs, ATTENTION then SPATIAL then CONTACTING
+    # (:func:`~scenellm.model.losses.predicate_prior`); what logit_adjust divides by
+    predicate_prior: list[float] | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -200,6 +226,8 @@ class SceneLLM(nn.Module):
                              tracks=Tracks(seq.frame_of_obj, seq.video_of_obj))
         out["object_logits"] = object_logits
         out["labels"] = labels
+        if not self.training:
+            out.update(adjust_logits(out, self.config.predicate_prior, self.config.logit_adjust))
         return out
 
     def temporal(self, padded: torch.Tensor, mask: torch.Tensor, codes: torch.Tensor | None,

@@ -33,8 +33,9 @@ HISTORY_PLOTS = {
               "title": "VQ-VAE reconstruction per epoch"},
     "detect": {"x": "epoch", "y": ["loss", "focal"],
                "title": "SGDET detection head: loss and its centre heat-map (focal) part"},
-    "finetune": {"x": "epoch", "y": ["val_predcls_R@20", "train_loss_total"],
-                 "title": "Fine-tuning: validation PREDCLS R@20 and training loss"},
+    "finetune": {"x": "epoch", "y": ["val_predcls_R@20", "val_predcls_mR@20",
+                                     "train_loss_total"],
+                 "title": "Fine-tuning: validation PREDCLS R@20 and mR@20, training loss"},
 }
 HISTORY_FILES = {"features": "detector_history.json"}  # default: history.json
 IMAGE_PLOTS = ("outputs/evaluate/recall.png", "outputs/evaluate/per_predicate.png",
