@@ -90,3 +90,30 @@ def test_a_heads_auxiliary_loss_is_added_to_the_total_as_given():
     without, _ = sgg_loss({k: v for k, v in outputs.items() if k != "aux_loss"}, targets)
     assert parts["aux"] == pytest.approx(0.25)
     assert float(total) == pytest.approx(float(without) + 0.25, abs=1e-6)
+
+
+def _weighted_bce(logits: torch.Tensor, target: torch.Tensor, pos: torch.Tensor) -> float:
+    p = torch.sigmoid(logits.detach().double())
+    return float(-(pos.double() * target * p.log() + (1 - target) * (1 - p).log()).mean())
+
+
+def test_balanced_parts_weigh_each_predicates_positives_by_its_rarity():
+    from scenellm.model.losses import positive_weights
+
+    prior = [0.5, 0.3, 0.2] + [0.5, 0.25, 0.1, 0.05, 0.2, 0.4] + [0.01 * (k + 1) for k in range(17)]
+    weights = positive_weights(prior, 0.5)
+    for kind, start, width in (("spatial", 3, 6), ("contacting", 9, 17)):
+        expected = [((1 - q) / q) ** 0.5 for q in prior[start:start + width]]
+        torch.testing.assert_close(weights[kind].double(), torch.tensor(expected,
+                                   dtype=torch.float64), rtol=1e-6, atol=0)
+    assert weights["spatial"][0] == 1.0  # a predicate on half the pairs is not reweighed
+    outputs, targets = _case()
+    _, parts = sgg_loss(outputs, targets, pos_weight=weights)
+    for kind in ("spatial", "contacting"):
+        assert parts[kind] == pytest.approx(
+            _weighted_bce(outputs[f"{kind}_logits"], targets[kind], weights[kind]), rel=1e-6)
+    _, plain = sgg_loss(outputs, targets)
+    assert parts["contacting"] > plain["contacting"]  # rare positives now weigh more
+    assert parts["attention"] == plain["attention"]
+    zero = positive_weights(prior, 0.0)
+    assert all(bool((w == 1).all()) for w in zero.values())

@@ -274,3 +274,20 @@ def test_select_keeps_the_epoch_it_names_and_reports_its_figures(first_run, sele
     assert metrics["best_val_predcls_R@20"] == recall[kept]
     assert metrics["best_val_predcls_mR@20"] == mean_recall[kept]
     assert metrics["best_phase_c"] == float(kept >= 3)
+
+
+def test_balance_weighs_the_rare_contacting_positives_in_training(first_run):
+    project, _, _ = first_run
+    losses = {}
+    for beta in ("0", "1"):
+        proc = _finetune(project, f"finetune.balance={beta}", "finetune.phase_b_epochs=1",
+                         "finetune.phase_c_epochs=0")
+        assert proc.returncode == 0, proc.stderr
+        history = json.loads((Path(json.loads(proc.stdout)["output"]) / "history.json")
+                             .read_text())
+        losses[beta] = history[0]
+    # every contacting predicate is on fewer than half the pairs: its positives weigh > 1
+    # (unwired, the two runs would give the same losses: same seed, same data)
+    assert losses["1"]["train_loss_contacting"] > 1.05 * losses["0"]["train_loss_contacting"]
+    assert losses["1"]["train_loss_attention"] == pytest.approx(
+        losses["0"]["train_loss_attention"], rel=0.2)

@@ -215,6 +215,10 @@ class FinetuneParams(Section):
     max_steps: Int = Field(0, ge=0, description="Step budget (0 = all epochs); ends training.")
     patience: Int = Field(0, ge=0, description="Stop after this many epochs without a better "
                                                "selection score (0 = never).")
+    balance: Float = Field(
+        0.0, ge=0, le=1, description="β of class-balanced BCE: each spatial and contacting "
+                                     "predicate's positives weigh ((1 − p) / p) ** β, p its "
+                                     "share of the training pairs (0 = plain BCE).")
     select: Literal["R@20", "R@20+mR@20", "last"] = Field(
         "R@20", description="Epoch whose model is kept: best validation PREDCLS R@20, best "
                             "mean of R@20 and mR@20, or the last.")

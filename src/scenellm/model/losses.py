@@ -7,12 +7,15 @@
 
 Attention is one label per pair (softmax cross-entropy, kind-local index, -100 ignored);
 spatial and contacting are multi-label (sigmoid binary cross-entropy, mean over pairs ×
-predicates); object classes use STTran ids (0 = background, 1 = person).
+predicates; with ``finetune.balance`` β > 0 each predicate's positive term weighs
+((1 − p) / p) ** β, p its share of the training pairs); object classes use STTran ids
+(0 = background, 1 = person).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +34,7 @@ def sgg_loss(
     outputs: Mapping[str, torch.Tensor | None],
     targets: Mapping[str, torch.Tensor],
     weights: Mapping[str, float] | None = None,
+    pos_weight: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the predicate (and object) losses.
 
@@ -40,6 +44,8 @@ def sgg_loss(
         targets: attention (P,) long, spatial (P, 6) and contacting (P, 17) multi-hot,
             objects (N,) long (needed when object_logits is given).
         weights: per-part weights keyed by ``LOSS_PARTS``; missing parts weigh 1.
+        pos_weight: optional per-predicate weights of the positive term of the spatial (6,)
+            and contacting (17,) binary cross-entropies (see :func:`positive_weights`).
 
     Returns:
         total (scalar tensor, differentiable) and the unweighted parts plus "total" as floats.
@@ -48,20 +54,22 @@ def sgg_loss(
     unknown = set(weights) - set(LOSS_PARTS)
     if unknown:
         raise ValueError(f"unknown loss weights {sorted(unknown)}; known: {list(LOSS_PARTS)}")
+    pos_weight = pos_weight or {}
+
+    def binary(kind: str) -> torch.Tensor:
+        logits = outputs[f"{kind}_logits"]
+        weight = pos_weight.get(kind)
+        return _mean_or_zero(
+            partial(F.binary_cross_entropy_with_logits,
+                    pos_weight=None if weight is None else weight.to(logits)),
+            logits, targets[kind].to(logits.dtype))
+
     parts = {
         "attention": _mean_or_zero(
             F.cross_entropy, outputs["attention_logits"], targets["attention"].long()
         ),
-        "spatial": _mean_or_zero(
-            F.binary_cross_entropy_with_logits,
-            outputs["spatial_logits"],
-            targets["spatial"].to(outputs["spatial_logits"].dtype),
-        ),
-        "contacting": _mean_or_zero(
-            F.binary_cross_entropy_with_logits,
-            outputs["contacting_logits"],
-            targets["contacting"].to(outputs["contacting_logits"].dtype),
-        ),
+        "spatial": binary("spatial"),
+        "contacting": binary("contacting"),
     }
     object_logits = outputs.get("object_logits")
     if object_logits is not None:
@@ -98,3 +106,16 @@ def predicate_prior(batches) -> list[float]:
     shares = torch.cat([(attention + 1) / (labelled + len(ATTENTION)),
                         (spatial + 1) / (pairs + 2), (contacting + 1) / (pairs + 2)])
     return shares.tolist()
+
+
+def positive_weights(prior: list[float], power: float) -> dict[str, torch.Tensor]:
+    """Class-balanced positive weights ((1 − p) / p) ** power of the spatial and contacting
+    predicates, p their share of the training pairs (:func:`predicate_prior` order): power 1
+    gives positives and negatives of every predicate equal total weight, 0 plain BCE."""
+    from scenellm.data.vocab import ATTENTION, SPATIAL
+
+    share = torch.tensor(prior, dtype=torch.float64)
+    weight = ((1 - share) / share) ** power
+    start = len(ATTENTION)
+    return {"spatial": weight[start:start + len(SPATIAL)].float(),
+            "contacting": weight[start + len(SPATIAL):].float()}

@@ -69,6 +69,7 @@ class Recipe:
     device: Any
     model: Any
     replica: Any  # the model under DDP in a world of several ranks, else the model
+    pos_weight: dict  # finetune.balance's positive weights (empty when β is 0)
     adapters: list
     groups: list[dict]
     optimizer: Any
@@ -106,7 +107,7 @@ def build(ctx: StageContext) -> Recipe:
     from scenellm.distributed import join, wrap
     from scenellm.features.stream import holdout_split
     from scenellm.io import recover_dir
-    from scenellm.model.losses import predicate_prior
+    from scenellm.model.losses import positive_weights, predicate_prior
     from scenellm.model.scene_graph_data import SceneGraphData
     from scenellm.model.scenellm import SceneLLM
     from scenellm.model.vqvae import VQVAE
@@ -157,8 +158,11 @@ def build(ctx: StageContext) -> Recipe:
     if "torch_rng" in state:  # dropout draws continue exactly where the killed run stopped
         torch.set_rng_state(state["torch_rng"])
     train_phase(model, adapters, p, state["epoch"])
-    return Recipe(data, world, train, val, device, model, wrap(model, world, device), adapters,
-                  groups, optimizer, scheduler, total_steps, checkpoint, state)
+    pos_weight = ({k: w.to(device) for k, w in positive_weights(prior, p.balance).items()}
+                  if p.balance else {})
+    return Recipe(data, world, train, val, device, model, wrap(model, world, device),
+                  pos_weight, adapters, groups, optimizer, scheduler, total_steps, checkpoint,
+                  state)
 
 
 def train_phase(model, adapters: list, p, epoch: int) -> bool:
@@ -210,7 +214,7 @@ def train_epoch(r: Recipe, p) -> dict[str, float]:
         try:
             with autocast_context(r.device, p.mixed_precision):
                 out = r.replica(batch, mode="predcls")
-                loss, parts = sgg_loss(out, batch.targets())
+                loss, parts = sgg_loss(out, batch.targets(), pos_weight=r.pos_weight)
         except NonFiniteInput:  # activations overflowed inside OT
             parts = {"total": math.inf}
         # every rank stops together, before a backward its peers would wait for
