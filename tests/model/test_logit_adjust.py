@@ -48,7 +48,7 @@ def _prior() -> list[float]:
     return predicate_prior([video_batch(0), video_batch(1), video_batch(2)])
 
 
-def test_eval_logits_lose_tau_log_prior_and_training_logits_stay_raw(tiny_bert):
+def test_eval_logits_lose_tau_log_prior_and_training_logits_stay_raw(tiny_bert):  # noqa: F811
     prior = _prior()
     plain = build(tiny_bert, predicate_prior=prior).eval()
     adjusted = build(tiny_bert, predicate_prior=prior, logit_adjust=0.75).eval()
@@ -75,7 +75,7 @@ def test_eval_logits_lose_tau_log_prior_and_training_logits_stay_raw(tiny_bert):
         torch.testing.assert_close(trained_adjusted[key], trained_plain[key], rtol=0, atol=0)
 
 
-def test_tau_zero_changes_nothing_and_tau_without_prior_is_refused(tiny_bert):
+def test_tau_zero_changes_nothing_and_tau_without_prior_is_refused(tiny_bert):  # noqa: F811
     plain = build(tiny_bert).eval()
     with_prior = build(tiny_bert, predicate_prior=_prior()).eval()
     with_prior.load_state_dict(plain.state_dict())
@@ -89,7 +89,7 @@ def test_tau_zero_changes_nothing_and_tau_without_prior_is_refused(tiny_bert):
             build(tiny_bert, logit_adjust=0.5).eval()(batch)
 
 
-def test_saved_model_keeps_its_prior_and_tau(tiny_bert, tmp_path):
+def test_saved_model_keeps_its_prior_and_tau(tiny_bert, tmp_path):  # noqa: F811
     model = build(tiny_bert, predicate_prior=_prior(), logit_adjust=0.5).eval()
     save_finetuned(model, tmp_path / "model", save_vqvae(model, tmp_path / "vq"))
     loaded = load_finetuned(tmp_path / "model").eval()

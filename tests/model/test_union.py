@@ -25,7 +25,7 @@ def _with_stats(model, seed: int = 1):
 
 
 @pytest.mark.parametrize("language", ["frames", "pairs"])
-def test_standardized_union_is_the_raw_model_fed_standardized_features(tiny_bert, language):
+def test_standardized_union_is_the_raw_model_fed_standardized_features(tiny_bert, language):  # noqa: F811
     standardized = _with_stats(build(tiny_bert, union="standardized", language=language))
     raw = _with_stats(build(tiny_bert, union="raw", language=language))
     raw.load_state_dict(standardized.state_dict())

@@ -267,7 +267,7 @@ def test_select_keeps_the_epoch_it_names_and_reports_its_figures(first_run, sele
     recall = [h["val_predcls_R@20"] for h in history]
     mean_recall = [h["val_predcls_mR@20"] for h in history]
     assert len(history) == 4 and all(0 <= m <= 1 for m in mean_recall)
-    score = {"R@20": recall, "R@20+mR@20": [(r + m) / 2 for r, m in zip(recall, mean_recall)],
+    score = {"R@20": recall, "R@20+mR@20": [(r + m) / 2 for r, m in zip(recall, mean_recall, strict=True)],
              "last": list(range(4))}[select]
     kept = score.index(max(score))  # the first of equals, as training keeps it
     assert metrics["best_epoch"] == kept
