@@ -159,7 +159,7 @@ class ModelParams(Section):
                            "standardized by the object features' mean and std as object "
                            "tokens are.")
     logit_adjust: Float = Field(
-        0.5, ge=0, description="τ of post-hoc logit adjustment: at inference each predicate's "
+        0.0, ge=0, description="τ of post-hoc logit adjustment: at inference each predicate's "
                                "logit loses τ · log(its share of the training pairs), so a "
                                "rare predicate wins over a frequent one it co-occurs with "
                                "(0 = off).")
