@@ -155,18 +155,19 @@ class ModelParams(Section):
     fusion_options: dict[str, int | float | bool] = Field(
         {}, description="Config fields of the fusion component (its dataclass).")
     union: Literal["raw", "standardized"] = Field(
-        "standardized", description="Union-box features in the pair query: raw detector features, or "
-                           "standardized by the object features' mean and std as object "
-                           "tokens are.")
+        "standardized", description="Union-box features in the pair query: raw detector "
+                                    "features, or standardized by the object features' mean "
+                                    "and std as object tokens are.")
     logit_adjust: Float = Field(
         0.0, ge=0, description="τ of post-hoc logit adjustment: at inference each predicate's "
                                "logit loses τ · log(its share of the training pairs), so a "
                                "rare predicate wins over a frequent one it co-occurs with "
                                "(0 = off).")
     pair_window: tuple[Int, Int] | None = Field(
-        (-3, 2), description="[lo, hi] frame offsets (lo ≤ 0 ≤ hi): each pair query also reads "
-                          "its object's geometry with the person in frames t+lo … t+hi (not t), "
-                          "followed by class as the windowed trees do; null = its frame only.")
+        (-3, 2), description="[lo, hi] frame offsets (lo ≤ 0 ≤ hi): each pair query also "
+                             "reads its object's geometry with the person in frames "
+                             "t+lo … t+hi (not t), followed by class as the windowed trees "
+                             "do; null = its frame only.")
 
     @field_validator("pair_window")
     @classmethod
@@ -220,8 +221,8 @@ class FinetuneParams(Section):
                                      "predicate's positives weigh ((1 − p) / p) ** β, p its "
                                      "share of the training pairs (0 = plain BCE).")
     select: Literal["R@20", "R@20+mR@20", "last"] = Field(
-        "R@20+mR@20", description="Epoch whose model is kept: best validation PREDCLS R@20, best "
-                            "mean of R@20 and mR@20, or the last.")
+        "R@20+mR@20", description="Epoch whose model is kept: best validation PREDCLS R@20, "
+                                  "best mean of R@20 and mR@20, or the last.")
     weight_decay: Float = Field(0.01, ge=0, description="AdamW weight decay.")
     grad_clip: PositiveFloat = Field(1.0, description="Gradient norm clip.")
     batch_videos: PositiveInt = Field(4, description="Videos per batch.")
