@@ -4,7 +4,8 @@
 the predictor. (c) add the LLM adapters (LoRA, or all LLM weights for ``llm.mode=full``).
 
 A recipe: :func:`build` (data, the training pairs' predicate prior that
-``model.logit_adjust`` divides by, model, optimiser, resumed state), :func:`train_epoch`,
+``model.logit_adjust`` and ``finetune.balance`` need, counted only when one is on, model,
+optimiser, resumed state), :func:`train_epoch`,
 :func:`validate` (PREDCLS R@20 and mR@20 with constraint on held-out train videos),
 :func:`save` (the kept epoch as a self-contained model directory). ``finetune.select``
 names the kept epoch: best validation R@20, best mean of R@20 and mR@20 (R@20 settles
@@ -126,7 +127,8 @@ def build(ctx: StageContext) -> Recipe:
     data = SceneGraphData(ctx.input_path("features"), ctx.input_path("prepare"))
     train, val = holdout_split(data.videos("train"), p.val_fraction, salt="finetune")
     vqvae, mean, std = VQVAE.from_pretrained(ctx.input_path("vqvae"))
-    prior = predicate_prior(data.batch(train[i:i + 16]) for i in range(0, len(train), 16))
+    prior = (predicate_prior(data.batch(train[i:i + 16]) for i in range(0, len(train), 16))
+             if p.balance or ctx.params.model.logit_adjust else None)  # a pass over the data
     model = SceneLLM(model_config(ctx, data.store.load_manifest()["feature_dim"], prior),
                      vqvae, mean, std).to(device)
     adapters = model.adapter_parameters()
@@ -306,7 +308,6 @@ def end_epoch(ctx: StageContext, r: Recipe, record: dict[str, float]) -> None:
     score = selection_score(p.select, record, epoch)
     if score > r.state["best"]:
         r.state["best"], r.state["best_epoch"], r.state["stale"] = score, epoch, 0
-        r.state["kept"] = {k: record[k] for k in (VAL_METRIC, VAL_MEAN_RECALL) if k in record}
         if r.world.is_main:
             with staged_dir(ctx.workdir / "model") as tmp:
                 save_finetuned(r.model, tmp, ctx.input_path("vqvae"))
@@ -327,8 +328,8 @@ def save(ctx: StageContext, r: Recipe) -> dict[str, Any]:
         r.checkpoint.clear()
     counts = r.model.llm.trainable_parameters()
     p = ctx.params.finetune
-    kept = r.state.get("kept") or {VAL_METRIC: r.state["best"]}  # older checkpoints: R@20
-    return {"best_" + VAL_METRIC: kept[VAL_METRIC],
+    kept = r.state["history"][r.state["best_epoch"]] if r.state["history"] else {}
+    return {"best_" + VAL_METRIC: kept.get(VAL_METRIC, r.state["best"]),
             **({"best_" + VAL_MEAN_RECALL: kept[VAL_MEAN_RECALL]}
                if VAL_MEAN_RECALL in kept else {}),
             "epochs": r.state["epoch"],
