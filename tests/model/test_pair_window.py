@@ -159,9 +159,11 @@ def test_frame_context_keeps_frames_apart_with_a_window_and_video_context_reads_
 @pytest.mark.parametrize("language", ["frames", "pairs"])
 def test_window_trains_and_reloads_identically(tiny_bert, tmp_path, language):  # noqa: F811
     model = build(tiny_bert, pair_window=WINDOW, language=language)
+    model.fit_geometry([video_batch()])  # statistics the reloaded model must bring back
     sgg_loss(model(video_batch()), video_batch().targets())[0].backward()
-    first = model.predictor.query_mlp[0].weight
-    track_columns = first.grad[:, -track_geometry_dim(WINDOW):]
+    first = model.predictor.geometry_mlp[0].weight  # columns: geometry, track, classes
+    track_columns = first.grad[:, PAIR_GEOMETRY_DIM:PAIR_GEOMETRY_DIM
+                               + track_geometry_dim(WINDOW)]
     assert track_columns.abs().sum() > 0
     model.eval()
     with torch.no_grad():

@@ -7,6 +7,7 @@ import torch
 
 from scenellm.model.losses import sgg_loss
 from scenellm.model.predictor import (
+    GEOMETRY_MIN_STD,
     SGGPredictor,
     pad_by_video,
     pair_geometry,
@@ -158,6 +159,39 @@ def test_pair_geometry_hand_computed():
         ]
     )
     torch.testing.assert_close(got[18:], expected)
+
+
+def test_fit_geometry_standardises_each_column_by_the_training_pairs():
+    """The query's geometry is what the MLP reads after fitting: per column mean 0 and
+    spread 1 on the pairs it was fitted on (numpy as the reference), floored spread for a
+    column constant there; a model left unfitted reads the geometry unscaled."""
+    model, batch = _model(), _batch()
+    rows = SGGPredictor.geometry(batch["boxes"], batch["pair_idx"], None)
+    rows[:, 3] = 0.25  # a column constant in training
+    model.fit_geometry(rows)
+    reference = rows.numpy().astype("float64")
+    np_mean, np_std = reference.mean(axis=0), reference.std(axis=0, ddof=1)
+    torch.testing.assert_close(model.geometry_mean, torch.as_tensor(np_mean, dtype=torch.float32))
+    expected_std = torch.as_tensor(np_std, dtype=torch.float32).clamp(min=GEOMETRY_MIN_STD)
+    torch.testing.assert_close(model.geometry_std, expected_std)
+    assert float(model.geometry_std[3]) == pytest.approx(GEOMETRY_MIN_STD)
+    standardised = (rows - model.geometry_mean) / model.geometry_std
+    keep = torch.arange(rows.shape[1]) != 3
+    torch.testing.assert_close(standardised[:, keep].mean(0), torch.zeros(int(keep.sum())),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(standardised[:, keep].std(0), torch.ones(int(keep.sum())),
+                               atol=1e-4, rtol=0)
+
+
+def test_fit_geometry_changes_the_queries_and_refuses_rows_of_another_width():
+    model, batch = _model(), _batch()
+    before = _logits(model(**batch))
+    model.fit_geometry(SGGPredictor.geometry(batch["boxes"], batch["pair_idx"], None))
+    assert (_logits(model(**batch)) - before).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="columns"):
+        model.fit_geometry(torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="at least 2"):
+        model.fit_geometry(torch.zeros(1, len(model.geometry_mean)))
 
 
 def test_sgcls_labels_keep_persons():

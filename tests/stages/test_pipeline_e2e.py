@@ -229,6 +229,12 @@ def test_step_budget_and_patience_end_training_and_are_recorded(first_run):
     assert per_epoch < 3  # so the budget ends inside a later epoch, not at the last one
     assert record["metrics"]["steps"] == 3
     assert record["metrics"]["epochs"] == -(-3 // per_epoch)
+    from scenellm.model.checkpoint import load_finetuned
+
+    kept = load_finetuned(Path(json.loads(budget.stdout)["output"]) / "model").predictor
+    # the query's geometry is standardised by the training pairs' statistics, kept with it
+    assert float(kept.geometry_mean.abs().sum()) > 0
+    assert float((kept.geometry_std - 1).abs().max()) > 0.1
     patient = _finetune(project, "finetune.patience=1", "finetune.phase_b_epochs=6",
                         "finetune.lr=1e-9", "finetune.warmup_steps=0")
     assert patient.returncode == 0, patient.stderr

@@ -1,7 +1,11 @@
 """SGG predictor: pair queries read the LLM's reasoning and give the three predicate kinds.
 
 SceneLLM (arXiv 2412.11026): one query per (person, object) pair, built from both
-objects' tokens, the union-box feature, box geometry and class embeddings; a transformer
+objects' tokens, the union-box feature, box geometry and class embeddings. Appearance (the
+tokens and the union feature) and geometry (with the class embeddings) pass through their
+own MLPs, whose sum is layer-normalised: the geometry, standardised by its training
+statistics (:meth:`SGGPredictor.fit_geometry`), gets a deeper MLP of its own, so that the
+few geometry columns are not drowned by hundreds of appearance columns. A transformer
 decoder attends from a video's pair queries to that video's LLM hidden states; a gate mixes
 query and decoded context,
 
@@ -27,6 +31,8 @@ from scenellm.model.components.fusion import FUSIONS
 from scenellm.model.components.fusion.motion import Tracks
 from scenellm.model.components.heads import HEADS
 from scenellm.model.geometry import PAIR_GEOMETRY_DIM, pair_geometry
+
+GEOMETRY_MIN_STD = 1e-2  # floor of a geometry column's spread in fit_geometry
 
 
 def sinusoidal_embedding(positions: torch.Tensor, dim: int) -> torch.Tensor:
@@ -152,14 +158,27 @@ class SGGPredictor(nn.Module):
         class_dim = d_model // 4
         self.class_embedding = nn.Embedding(num_object_classes, class_dim)
         self.track_dim = track_dim
-        query_in = 2 * obj_dim + union_dim + PAIR_GEOMETRY_DIM + 2 * class_dim + track_dim
-        self.query_mlp = nn.Sequential(
-            nn.Linear(query_in, d_model),
+        geometry_dim = PAIR_GEOMETRY_DIM + track_dim
+        # the geometry's per-column mean and spread on the training pairs (fit_geometry)
+        self.register_buffer("geometry_mean", torch.zeros(geometry_dim))
+        self.register_buffer("geometry_std", torch.ones(geometry_dim))
+        self.appearance_mlp = nn.Sequential(
+            nn.Linear(2 * obj_dim + union_dim, d_model),
             nn.ReLU(),
             nn.Dropout(dropout),
             nn.Linear(d_model, d_model),
-            nn.LayerNorm(d_model),
         )
+        geometry_hidden = 2 * d_model
+        self.geometry_mlp = nn.Sequential(
+            nn.Linear(geometry_dim + 2 * class_dim, geometry_hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(geometry_hidden, geometry_hidden),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(geometry_hidden, d_model),
+        )
+        self.query_norm = nn.LayerNorm(d_model)
         self.pair_state_proj = (
             nn.Sequential(nn.LayerNorm(pair_state_dim), nn.Linear(pair_state_dim, d_model))
             if pair_state_dim else None
@@ -196,17 +215,36 @@ class SGGPredictor(nn.Module):
             raise ValueError(f"this predictor reads track geometry of width {self.track_dim}; "
                              f"got {None if track is None else track.shape[-1]}")
         sub, obj = pair_idx.unbind(dim=1)
-        columns = [
-            obj_tokens[sub],
-            obj_tokens[obj],
-            union_feats,
-            pair_geometry(boxes[sub], boxes[obj]),
-            self.class_embedding(labels[sub]),
-            self.class_embedding(labels[obj]),
-        ]
-        if track is not None:
-            columns.append(track.to(obj_tokens.dtype))
-        return self.query_mlp(torch.cat(columns, dim=-1))  # (P, d_model)
+        appearance = torch.cat([obj_tokens[sub], obj_tokens[obj], union_feats], dim=-1)
+        geometry = self.geometry(boxes, pair_idx, track).to(obj_tokens.dtype)
+        geometry = (geometry - self.geometry_mean) / self.geometry_std
+        classes = torch.cat([self.class_embedding(labels[sub]), self.class_embedding(labels[obj])],
+                            dim=-1)
+        return self.query_norm(self.appearance_mlp(appearance)
+                               + self.geometry_mlp(torch.cat([geometry, classes], dim=-1)))
+
+    @staticmethod
+    def geometry(boxes: torch.Tensor, pair_idx: torch.Tensor,
+                 track: torch.Tensor | None) -> torch.Tensor:
+        """(P, PAIR_GEOMETRY_DIM + track_dim) the pairs' geometry and track, unscaled."""
+        sub, obj = pair_idx.unbind(dim=1)
+        own = pair_geometry(boxes[sub], boxes[obj])
+        return own if track is None else torch.cat([own, track.to(own.dtype)], dim=-1)
+
+    @torch.no_grad()
+    def fit_geometry(self, rows: torch.Tensor) -> None:
+        """Standardise the query's geometry by the mean and spread of ``rows`` (M, G), the
+        training pairs' :meth:`geometry`: box coordinates spread by a few hundredths and log
+        ratios by units, so unscaled they reach the MLP at very different strengths. The
+        spread is floored at ``GEOMETRY_MIN_STD`` (a column constant in training)."""
+        if rows.shape[1] != len(self.geometry_mean):
+            raise ValueError(f"geometry rows have {rows.shape[1]} columns; this predictor "
+                             f"reads {len(self.geometry_mean)}")
+        if len(rows) < 2:
+            raise ValueError("fit_geometry needs at least 2 training pairs")
+        rows = rows.to(self.geometry_mean.device, torch.float64)
+        self.geometry_mean.copy_(rows.mean(dim=0))
+        self.geometry_std.copy_(rows.std(dim=0).clamp(min=GEOMETRY_MIN_STD))
 
     def forward(
         self,

@@ -256,6 +256,17 @@ class SceneLLM(nn.Module):
             return (seq.union_feats - self.feat_mean) / self.feat_std
         return seq.union_feats
 
+    def fit_geometry(self, batches) -> None:
+        """Standardise the pair queries' geometry by that of ``batches``' pairs (the training
+        videos), seen as the model sees them (one-frame videos under ``model.context=frame``).
+        """
+        rows = []
+        for batch in batches:
+            seq = batch.per_frame() if self.config.context == "frame" else batch
+            seq = seq.to(self.predictor.geometry_mean.device)
+            rows.append(self.predictor.geometry(seq.boxes_norm, seq.pair_idx, self.track(seq)))
+        self.predictor.fit_geometry(torch.cat(rows))
+
     def track(self, seq) -> torch.Tensor | None:
         """(P, track_dim) geometry of each pair's object in the frames of
         ``model.pair_window``, followed by its ground-truth class (the windowed trees' rule,

@@ -131,6 +131,8 @@ def build(ctx: StageContext) -> Recipe:
              if p.balance or ctx.params.model.logit_adjust else None)  # a pass over the data
     model = SceneLLM(model_config(ctx, data.store.load_manifest()["feature_dim"], prior),
                      vqvae, mean, std).to(device)
+    # a checkpoint restored below brings the same statistics back
+    model.fit_geometry(data.batch(train[i:i + 16]) for i in range(0, len(train), 16))
     adapters = model.adapter_parameters()
     adapter_ids = {id(q) for q in adapters}
     heads = [q for n, q in model.named_parameters()
