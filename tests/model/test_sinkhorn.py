@@ -215,18 +215,21 @@ def test_fp32_under_bf16_autocast_equals_plain_float32():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("tol", "check_every"), [(0.0, 10), (1e-4, 3), (1e-7, 4), (1e-300, 5)])
 def test_scaling_without_gradients_equals_the_autograd_loop(monkeypatch, dtype, tol, check_every):
-    """The graph-free loop (``out=`` buffers, the batch in cache-sized chunks, checks over
-    the whole batch) runs the autograd loop's iterations and stops at the same check: the
-    plans and statuses are bitwise equal. 16 KiB chunks split the batch of 7 problems of
-    40 × 30 into chunks of 3 (float32, the last one ragged) or 1 (float64)."""
+    """The graph-free loop (numpy's BLAS on CPU, ``out=`` buffers, the batch in cache-sized
+    chunks, checks fused into the chunks over the whole batch) runs the autograd loop's
+    iterations and stops at the same check: the plans are equal up to rounding and the
+    statuses are equal. 16 KiB chunks split the batch of 7 different problems of 40 × 30
+    into chunks of 3 (float32, the last one ragged) or 1 (float64); a chunk that read or
+    wrote another chunk's rows would miss by far more than the tolerance."""
     import scenellm.model.sinkhorn as module
 
-    monkeypatch.setattr(module, "CHUNK_BYTES", 16 * 1024)
+    monkeypatch.setattr(module, "CHUNK_BYTES", dict.fromkeys(module.CHUNK_BYTES, 16 * 1024))
     cost, a, b = (x.to(dtype) for x in _t(*_problem(np.random.default_rng(11), 40, 30, (7,))))
     kwargs = dict(max_iter=50, tol=tol, check_every=check_every, domain="scaling")
     with torch.no_grad():
         plan, converged = sinkhorn_status(cost, a, b, 0.05, **kwargs)
     graph_plan, graph_converged = sinkhorn_status(cost.requires_grad_(), a, b, 0.05, **kwargs)
     assert graph_plan.requires_grad and not plan.requires_grad
-    assert torch.equal(plan, graph_plan.detach())
+    rtol = 1e-5 if dtype == torch.float32 else 1e-12
+    assert (plan - graph_plan.detach()).abs().max() <= rtol * graph_plan.abs().max()
     assert torch.equal(converged, graph_converged)
