@@ -209,15 +209,15 @@ class LoRAParams(Section):
 class FinetuneParams(Section):
     phase_b_epochs: Int = Field(6, ge=0, description="Epochs with VQ-VAE and LLM frozen.")
     phase_c_epochs: Int = Field(6, ge=0, description="Epochs of LoRA fine-tuning.")
-    lr: PositiveFloat = Field(1e-3, description="AdamW lr of heads (paper 1e-5 at LLaMA scale).")
-    lora_lr: PositiveFloat = Field(5e-4, description="AdamW lr of LoRA adapters.")
+    lr: PositiveFloat = Field(4e-3, description="AdamW lr of heads (paper 1e-5 at LLaMA scale).")
+    lora_lr: PositiveFloat = Field(2e-3, description="AdamW lr of LoRA adapters.")
     full_lr: PositiveFloat = Field(2e-5, description="AdamW lr of every LLM weight (llm.mode=full).")
     warmup_steps: Int = Field(20, ge=0, description="Linear lr warm-up steps, then cosine decay.")
     max_steps: Int = Field(0, ge=0, description="Step budget (0 = all epochs); ends training.")
     patience: Int = Field(0, ge=0, description="Stop after this many epochs without a better "
                                                "selection score (0 = never).")
     balance: Float = Field(
-        0.0, ge=0, le=1, description="β of class-balanced BCE: each spatial and contacting "
+        0.5, ge=0, le=1, description="β of class-balanced BCE: each spatial and contacting "
                                      "predicate's positives weigh ((1 − p) / p) ** β, p its "
                                      "share of the training pairs (0 = plain BCE).")
     select: Literal["R@20", "R@20+mR@20", "last"] = Field(
