@@ -35,16 +35,16 @@ Run: python bench/bench_sinkhorn.py [--threads 1 2] [--json results.json]
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import warnings
+from pathlib import Path
 
 import numpy as np
 import ot
 import torch
 from threadpoolctl import threadpool_limits
 
-from common import best_of, machine_info
+from common import best_of, write_json
 from scenellm.model.sinkhorn import sinkhorn
 
 PLAN_RTOL = {"float32": 1e-4, "float64": 1e-9}  # max |ΔP| / max P
@@ -132,7 +132,7 @@ def bench_case(dtype_name: str, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--json", help="write the results to this path")
+    parser.add_argument("--json", type=Path, help="write the results to this path")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--n", type=int, default=512)
     parser.add_argument("--m", type=int, default=64)
@@ -170,20 +170,16 @@ def main() -> None:
             print(f"  {threads} thread(s), {dtype_name}: {ratio:.2f}x {res['pot_fastest']} "
                   f"({res['seconds'][res['pot_fastest']]:.3f} s vs {res['seconds']['ours']:.3f} s) "
                   f"-> {verdict}")  # fmt: skip
-    if args.json:
-        payload = {
-            "config": vars(args),
-            "versions": {
-                "torch": torch.__version__,
-                "pot": ot.__version__,
-                "numpy": np.__version__,
-                "python": platform.python_version(),
-            },
-            "machine": machine_info(),
-            "results": results,
-        }
-        with open(args.json, "w") as f:
-            json.dump(payload, f, indent=2)
+    write_json(args.json, {
+        "config": vars(args),
+        "versions": {
+            "torch": torch.__version__,
+            "pot": ot.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "results": results,
+    })
 
 
 if __name__ == "__main__":

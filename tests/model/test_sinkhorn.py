@@ -233,3 +233,28 @@ def test_scaling_without_gradients_equals_the_autograd_loop(monkeypatch, dtype, 
     rtol = 1e-5 if dtype == torch.float32 else 1e-12
     assert (plan - graph_plan.detach()).abs().max() <= rtol * graph_plan.abs().max()
     assert torch.equal(converged, graph_converged)
+
+
+def test_scaling_without_gradients_runs_numpys_blas_on_one_thread(monkeypatch):
+    """The graph-free loop's gemvs are too small for OpenBLAS's threads (slower on 2 than on
+    1): inside the loop BLAS has one thread, and the caller's count is back after it."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen = []
+    matmul = np.matmul
+
+    def spy(*args, **kwargs):
+        if not seen:
+            seen.append(blas_threads())
+        return matmul(*args, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", spy)
+    cost, a, b = _t(*_problem(np.random.default_rng(3), 40, 30, (4,)))
+    with threadpool_limits(2, user_api="blas"), torch.no_grad():
+        assert blas_threads() == {2}
+        sinkhorn(cost, a, b, 0.05, max_iter=20, domain="scaling")
+        assert blas_threads() == {2}
+    assert seen == [{1}]
