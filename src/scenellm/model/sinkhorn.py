@@ -194,7 +194,8 @@ def _scaling_domain(
     if torch.is_grad_enabled() and any(x.requires_grad for x in (kernel, a, b)):
         u, v = _scaling_autograd(kernel, a, b, max_iter, tol, check_every)
     else:
-        u, v = _scaling_in_place(kernel, a, b, max_iter, tol, check_every)
+        with _one_blas_thread() if kernel.device.type == "cpu" else nullcontext():
+            u, v = _scaling_in_place(kernel, a, b, max_iter, tol, check_every)
     return u[:, :, None] * kernel * v[:, None, :]  # (B, n, m)
 
 
@@ -245,9 +246,10 @@ def _scaling_in_place(
       per iteration.
     - Fused checks: the check after iteration t needs Kᵀ u, which iteration t + 1 needs too;
       each chunk computes it while K is in cache, and the next iteration reuses it.
-    - numpy's BLAS on one thread: a gemv this small loses to OpenBLAS's own threads (64
-      problems of 512 × 64, float64: 0.11 s on 2 of them against 0.07 s on 1, idle 2 cores).
-      Python threads over the chunks were slower still (the GIL between ~10 µs products).
+    - numpy's BLAS on one thread (the caller's ``_one_blas_thread``): a gemv this small
+      loses to OpenBLAS's own threads (64 problems of 512 × 64, float64: 0.11 s on 2 of
+      them against 0.07 s on 1, idle 2 cores). Python threads over the chunks were slower
+      still (the GIL between ~10 µs products).
     The checks (after iterations 0, k, 2k, ...) see the whole batch, so the iterations run
     and the stopping iteration are those of the unblocked loop; the plans equal the autograd
     loop's up to rounding (different BLAS).
@@ -260,31 +262,30 @@ def _scaling_in_place(
     u, v = xp.ones_like(a), xp.ones_like(b)  # (B, n), (B, m): log-domain u = v = 0
     u_sum, v_sum = xp.empty_like(u), xp.empty_like(v)  # K v, Kᵀ u
     error = xp.zeros_like(v[:, 0])  # (B,) ‖Pᵀ1 - b‖₂ at the last check
-    with _one_blas_thread() if xp is np else nullcontext():
-        start, fresh = 0, False  # fresh: v_sum holds Kᵀ u of the current u
-        while start < max_iter:
-            # run up to and including the next checked iteration (0, k, 2k, ...)
-            checked = -(-start // check_every) * check_every if tol > 0 else max_iter - 1
-            stop = min(checked + 1, max_iter)
-            check = tol > 0 and stop == checked + 1
-            for lo in range(0, batch, chunk):
-                rows = slice(lo, lo + chunk)
-                k = kernel[rows]  # (c, n, m)
-                u_row, v_row = u[rows, None], v[rows, None]  # (c, 1, n), (c, 1, m)
-                u_col, v_col = u[rows, :, None], v[rows, :, None]  # (c, n, 1), (c, m, 1)
-                u_s, v_s = u_sum[rows, :, None], v_sum[rows, None]  # (c, n, 1), (c, 1, m)
-                a_c, b_c = a[rows, :, None], b[rows, None]  # (c, n, 1), (c, 1, m)
-                for it in range(start, stop):
-                    if not (fresh and it == start):
-                        xp.matmul(u_row, k, out=v_s)
-                    xp.divide(b_c, v_s, out=v_row)
-                    xp.divide(a_c, xp.matmul(k, v_col, out=u_s), out=u_col)
-                if check:
-                    column = v_row * xp.matmul(u_row, k, out=v_s) - b_c  # (c, 1, m) Pᵀ1 - b
-                    error[rows] = (column * column).sum(-1)[:, 0] ** 0.5
-            start, fresh = stop, check
-            if check and float(error.max()) < tol:
-                break
+    start, fresh = 0, False  # fresh: v_sum holds Kᵀ u of the current u
+    while start < max_iter:
+        # run up to and including the next checked iteration (0, k, 2k, ...)
+        checked = -(-start // check_every) * check_every if tol > 0 else max_iter - 1
+        stop = min(checked + 1, max_iter)
+        check = tol > 0 and stop == checked + 1
+        for lo in range(0, batch, chunk):
+            rows = slice(lo, lo + chunk)
+            k = kernel[rows]  # (c, n, m)
+            u_row, v_row = u[rows, None], v[rows, None]  # (c, 1, n), (c, 1, m)
+            u_col, v_col = u[rows, :, None], v[rows, :, None]  # (c, n, 1), (c, m, 1)
+            u_s, v_s = u_sum[rows, :, None], v_sum[rows, None]  # (c, n, 1), (c, 1, m)
+            a_c, b_c = a[rows, :, None], b[rows, None]  # (c, n, 1), (c, 1, m)
+            for it in range(start, stop):
+                if not (fresh and it == start):
+                    xp.matmul(u_row, k, out=v_s)
+                xp.divide(b_c, v_s, out=v_row)
+                xp.divide(a_c, xp.matmul(k, v_col, out=u_s), out=u_col)
+            if check:
+                column = v_row * xp.matmul(u_row, k, out=v_s) - b_c  # (c, 1, m) Pᵀ1 - b
+                error[rows] = (column * column).sum(-1)[:, 0] ** 0.5
+        start, fresh = stop, check
+        if check and float(error.max()) < tol:
+            break
     if xp is np:
         u, v = torch.from_numpy(u), torch.from_numpy(v)
     return u, v
