@@ -16,7 +16,8 @@ Same work: every solver runs exactly ``--iters`` iterations (tol = 0, so none st
 POT computes its marginal error every 10 iterations regardless; ours skips the check at
 tol = 0, so ours is timed with ``check_every=10`` and an unreachable tol (POT's work), and
 ``ours_no_checks`` is shown beside it. The thread count applies to torch
-(``torch.set_num_threads``) and to numpy's BLAS (``threadpoolctl``).
+(``torch.set_num_threads``) and to numpy's BLAS (``threadpoolctl``); ours reads torch's and
+splits its batch over that many Python threads (its BLAS stays on one per thread).
 
 Equal plans: each plan's max |ΔP| / max P against ours is printed. The POT loop updates v
 first, as ours does, so its iterates are ours up to rounding and the difference is asserted

@@ -163,6 +163,11 @@ def test_auto_domain_follows_the_spread(monkeypatch):
         (lambda c, a, b: (c, a, 2 * b), "total masses differ"),
         (lambda c, a, b: (c, 0 * a, 0 * b), "zero total mass"),
         (lambda c, a, b: (c.clone().fill_(float("nan")), a, b), "non-finite"),
+        (lambda c, a, b: (_with(c, float("nan")), a, b), "cost has non-finite"),
+        (lambda c, a, b: (_with(c, float("inf")), a, b), "cost has non-finite"),
+        (lambda c, a, b: (_with(c, -float("inf")), a, b), "cost has non-finite"),
+        (lambda c, a, b: (c.clone().fill_(float("inf")), a, b), "cost has non-finite"),
+        (lambda c, a, b: (c, _with(a, float("nan")), b), "a or b has non-finite"),
         (lambda c, a, b: (c[:, :0], a[:, :0], b), "non-empty"),
         (lambda c, a, b: (c[:0], a[:0], b[:0]), "non-empty"),
     ],
@@ -171,6 +176,13 @@ def test_bad_inputs_raise(change, match):
     cost, a, b = _t(*_problem(np.random.default_rng(8), 5, 4, batch=(2,)))
     with pytest.raises(ValueError, match=match):
         sinkhorn(*change(cost, a, b), 0.1)
+
+
+def _with(x: torch.Tensor, value: float) -> torch.Tensor:
+    """A copy of a batched tensor with one entry of its second problem set to ``value``."""
+    x = x.clone()
+    x[(1,) + (1,) * (x.dim() - 1)] = value
+    return x
 
 
 @pytest.mark.parametrize(
@@ -212,18 +224,34 @@ def test_fp32_under_bf16_autocast_equals_plain_float32():
     torch.testing.assert_close(plan, expected, rtol=0, atol=0)
 
 
+@pytest.fixture
+def torch_threads():
+    """Set torch's intra-op thread count inside a test; the previous count is restored."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("tol", "check_every"), [(0.0, 10), (1e-4, 3), (1e-7, 4), (1e-300, 5)])
-def test_scaling_without_gradients_equals_the_autograd_loop(monkeypatch, dtype, tol, check_every):
+def test_scaling_without_gradients_equals_the_autograd_loop(
+    monkeypatch, torch_threads, dtype, tol, check_every, threads
+):
     """The graph-free loop (numpy's BLAS on CPU, ``out=`` buffers, the batch in cache-sized
-    chunks, checks fused into the chunks over the whole batch) runs the autograd loop's
-    iterations and stops at the same check: the plans are equal up to rounding and the
-    statuses are equal. 16 KiB chunks split the batch of 7 different problems of 40 × 30
-    into chunks of 3 (float32, the last one ragged) or 1 (float64); a chunk that read or
-    wrote another chunk's rows would miss by far more than the tolerance."""
+    chunks, checks fused into the chunks over the whole batch, on 2 threads the batch split
+    between them) runs the autograd loop's iterations and stops at the same check: the plans
+    are equal up to rounding and the statuses are equal. On 1 thread, 16 KiB chunks split
+    the batch of 7 different problems of 40 × 30 into chunks of 3 (float32, the last one
+    ragged) or 1 (float64); on 2, the threads take problems 0-3 and 4-6, in calls of 2
+    (float32) or 1 (float64). A chunk or thread that read or wrote another's rows, or a
+    check that missed a thread's part, would miss by far more than the tolerance."""
     import scenellm.model.sinkhorn as module
 
     monkeypatch.setattr(module, "CHUNK_BYTES", dict.fromkeys(module.CHUNK_BYTES, 16 * 1024))
+    monkeypatch.setattr(module, "THREAD_MIN_BYTES", 4 * 1024)
+    monkeypatch.setattr(module, "THREAD_CHUNK_BYTES", 16 * 1024)
+    torch_threads(threads)
     cost, a, b = (x.to(dtype) for x in _t(*_problem(np.random.default_rng(11), 40, 30, (7,))))
     kwargs = dict(max_iter=50, tol=tol, check_every=check_every, domain="scaling")
     with torch.no_grad():
@@ -258,3 +286,40 @@ def test_scaling_without_gradients_runs_numpys_blas_on_one_thread(monkeypatch):
         sinkhorn(cost, a, b, 0.05, max_iter=20, domain="scaling")
         assert blas_threads() == {2}
     assert seen == [{1}]
+
+
+@pytest.mark.parametrize(
+    ("threads", "batch", "expected"),
+    [(2, 64, 2), (1, 64, 1), (2, 8, 1), (2, 16, 2), (3, 64, 3), (8, 3, 1)],
+)
+def test_scaling_without_gradients_splits_the_batch_over_torchs_threads(
+    monkeypatch, torch_threads, threads, batch, expected
+):
+    """With torch on more than one thread the graph-free loop runs its products on that many
+    threads at once when each gets at least ``THREAD_MIN_BYTES`` (1 MiB) of K, else on the
+    caller's own: float32 problems of 512 × 64 hold 128 KiB of K, so 8 of them stay on one
+    thread and 16 use two. Each thread's first product waits at a barrier for the others:
+    parts run one after another would break it."""
+    import threading
+
+    torch_threads(threads)
+    barrier = threading.Barrier(expected, timeout=20)
+    seen = set()
+    matmul = np.matmul
+
+    def spy(*args, **kwargs):
+        if threading.get_ident() not in seen:
+            seen.add(threading.get_ident())
+            barrier.wait()
+        return matmul(*args, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", spy)
+    rng = np.random.default_rng(5)
+    cost, a, b = (x.float() for x in _t(*_problem(rng, 512, 64, (batch,))))
+    with torch.no_grad():
+        plan, _ = sinkhorn_status(cost, a, b, 0.05, max_iter=20, tol=0.0, domain="scaling")
+    assert len(seen) == expected
+    assert (threading.get_ident() in seen) == (expected == 1)
+    assert torch.get_num_threads() == threads  # the caller's count is back
+    ref = _pot(a[0].double().numpy(), b[0].double().numpy(), cost[0].double().numpy(), 0.05, 20, 0.0)
+    np.testing.assert_allclose(plan[0].numpy(), ref, atol=1e-6)
