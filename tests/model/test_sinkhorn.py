@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 
 import numpy as np
@@ -323,3 +324,32 @@ def test_scaling_without_gradients_splits_the_batch_over_torchs_threads(
     assert torch.get_num_threads() == threads  # the caller's count is back
     ref = _pot(a[0].double().numpy(), b[0].double().numpy(), cost[0].double().numpy(), 0.05, 20, 0.0)
     np.testing.assert_allclose(plan[0].numpy(), ref, atol=1e-6)
+
+
+def _threaded_solve(cost, a, b, queue) -> None:
+    with torch.no_grad():
+        plan = sinkhorn(cost, a, b, 0.05, max_iter=20, domain="scaling")
+    # a digest, not torch's sum: torch's OpenMP threads are not fork-safe
+    queue.put(hashlib.sha256(plan.numpy().tobytes()).hexdigest())
+
+
+def test_a_forked_child_runs_the_threaded_loop_on_its_own_threads(torch_threads):
+    """The parent's pool of loop threads is not the child's: a child forked after the parent
+    ran the threaded loop runs it too (with the parent's pool it would wait forever). The
+    inputs are built before the fork and the child runs no parallel torch op of its own:
+    torch's OpenMP threads are not fork-safe."""
+    import multiprocessing
+
+    torch_threads(2)
+    cost, a, b = (x.float() for x in _t(*_problem(np.random.default_rng(6), 512, 64, (16,))))
+    fork = multiprocessing.get_context("fork")
+    queue = fork.SimpleQueue()
+    _threaded_solve(cost, a, b, queue)  # the parent's pool now exists, with its two threads
+    expected = queue.get()
+    child = fork.Process(target=_threaded_solve, args=(cost, a, b, queue))
+    child.start()
+    child.join(timeout=60)
+    if child.is_alive():
+        child.kill()
+    assert child.exitcode == 0
+    assert queue.get() == expected  # the same plan, to the bit

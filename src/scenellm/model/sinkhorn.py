@@ -35,6 +35,7 @@ the log domain otherwise. The OT aggregation's cost is normalised to [0, 1], so 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -334,6 +335,11 @@ def _batch_parts(kernel: torch.Tensor, threads: int) -> tuple[list[range], int]:
 @cache
 def _thread_pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="sinkhorn")
+
+
+# A forked child has none of the parent's threads, but would inherit a pool that believes it
+# has them and would wait forever for them: it starts its own.
+os.register_at_fork(after_in_child=_thread_pool.cache_clear)
 
 
 @cache
