@@ -353,3 +353,22 @@ def test_a_forked_child_runs_the_threaded_loop_on_its_own_threads(torch_threads)
         child.kill()
     assert child.exitcode == 0
     assert queue.get() == expected  # the same plan, to the bit
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_scaling_without_gradients_gives_the_same_bits_on_1_and_2_threads(
+    monkeypatch, torch_threads, dtype
+):
+    """Splitting the batch over threads changes who computes each problem, not how: the same
+    gemv per problem and the same checks, so the plans and statuses are bit-identical."""
+    import scenellm.model.sinkhorn as module
+
+    monkeypatch.setattr(module, "THREAD_MIN_BYTES", 4 * 1024)
+    monkeypatch.setattr(module, "THREAD_CHUNK_BYTES", 16 * 1024)
+    cost, a, b = (x.to(dtype) for x in _t(*_problem(np.random.default_rng(12), 40, 30, (9,))))
+    out = []
+    for threads in (1, 2):
+        torch_threads(threads)
+        with torch.no_grad():
+            out.append(sinkhorn_status(cost, a, b, 0.05, max_iter=60, tol=1e-7, domain="scaling"))
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
