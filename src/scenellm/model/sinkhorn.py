@@ -197,7 +197,7 @@ def _scaling_domain(
     max_iter: int,
     tol: float,
     check_every: int,
-    threads: int = 1,
+    threads: int,
 ) -> torch.Tensor:
     """Batched (B, n, m) scaling-domain iteration; needs a moderate spread (module docstring).
 
@@ -244,7 +244,7 @@ def _scaling_in_place(
     max_iter: int,
     tol: float,
     check_every: int,
-    threads: int = 1,
+    threads: int,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`_scaling_autograd`'s iterates without a graph, 2-4x faster on CPU.
 
