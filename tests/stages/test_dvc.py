@@ -85,3 +85,15 @@ def test_the_committed_lock_records_this_tree(declared, lock, name):
             assert numbers({s: current[s] for s in sections}) == \
                 numbers(recorded["params"][file]), \
                 f"{file} changed since dvc.lock was written (`make lock`)"
+
+
+@pytest.mark.parametrize("name", PIPELINE)
+def test_the_committed_metrics_are_the_ones_the_lock_records(lock, name):
+    """Fails when a run (on another dataset, say: `scenellm run` writes the project's
+    metrics/ wherever its data came from) leaves metrics/ disagreeing with dvc.lock."""
+    outs = [o for o in lock["stages"][name].get("outs", []) if o["path"].startswith("metrics/")]
+    for out in outs:
+        path = REPO / out["path"]
+        assert path.is_file(), f"{out['path']} is recorded in dvc.lock but missing"
+        assert md5(path) == out["md5"], \
+            f"{out['path']} differs from dvc.lock (`git checkout metrics/` or `make lock`)"
