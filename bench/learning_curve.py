@@ -5,8 +5,7 @@ parts or its appetite for data? For each size in ``--videos`` this script
 
 1. writes a world of that many videos with ``scenellm data synth`` into ``WORK/worldN``
    (the seed, frames per video and frame size of ``params/data.yaml``; reused when a
-   previous call finished it: ``WORK/worldN.json`` records the arguments and the data
-   version);
+   previous call finished it with the same arguments, which ``WORK/worldN.json`` records);
 2. runs ``scenellm ablate --grid GRID --seeds S --set data.root=WORK/worldN`` in its own
    project home ``WORK/homeN`` (the shipped params otherwise; finished cells are reused by
    fingerprint, so a re-run with more sizes or seeds computes only what is new);
@@ -23,7 +22,7 @@ difference from the full model are in the JSON and in each home's
 
     python bench/learning_curve.py --work /tmp/curve --videos 150 300 600 --seeds 1
 
-Hours on 2 cores for 600 videos and more; an analysis, not a benchmark (``make bench``
+About 75 minutes on 2 cores for 150 300 600 1200 with one seed; an analysis, not a benchmark (``make bench``
 does not run it).
 """
 
@@ -121,7 +120,7 @@ def _diff(row: dict | None) -> str:
     if row is None:
         return "—"
     d, lo, hi = (100 * row[k] for k in ("diff", "diff_low", "diff_high"))
-    mark = " ~" if lo <= 0 <= hi else ""
+    mark = "" if row["significant"] else " ~"  # the ablation table's own verdict
     return f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]{mark}".replace("-", "−")
 
 

@@ -36,23 +36,26 @@ from scenellm.model.scene_graph_data import SceneGraphData
 STRIDE = 4
 
 
-def pair_frames(data: SceneGraphData, data_root: Path, videos: list[str]) -> list[dict]:
-    """Per frame of ``videos`` (in :func:`split_rows` pair order): the image, each pair's
+def pair_frames(data: SceneGraphData, data_root: Path, vid: str) -> list[dict]:
+    """Per frame of the video (in :func:`split_rows` pair order): the image, each pair's
     person and object boxes and its labels."""
     from scenellm.features.frames import load_frame
 
+    b = data.batch([vid])
+    keys = data.video_rows("frames", vid).sort_values("frame_index")["frame_key"]
+    boxes, pairs, frame_of_pair = b.boxes.numpy(), b.pair_idx.numpy(), b.frame_of_pair.numpy()
+    att, spa, con = b.attention.numpy(), b.spatial.numpy(), b.contacting.numpy()
     out = []
-    for vid in videos:
-        b = data.batch([vid])
-        keys = data.video_rows("frames", vid).sort_values("frame_index")["frame_key"]
-        boxes, pairs = b.boxes.numpy(), b.pair_idx.numpy()
-        for f, pos in enumerate(b.frame_pos.tolist()):
-            prs = b.frame_of_pair.numpy() == f
-            out.append({"image": load_frame(data_root, keys.iloc[pos]),
-                        "sub": boxes[pairs[prs, 0]], "obj": boxes[pairs[prs, 1]],
-                        "att": b.attention.numpy()[prs], "spa": b.spatial.numpy()[prs],
-                        "con": b.contacting.numpy()[prs]})
+    for f, pos in enumerate(b.frame_pos.tolist()):
+        prs = frame_of_pair == f
+        out.append({"image": load_frame(data_root, keys.iloc[pos]),
+                    "sub": boxes[pairs[prs, 0]], "obj": boxes[pairs[prs, 1]],
+                    "att": att[prs], "spa": spa[prs], "con": con[prs]})
     return out
+
+
+def frames_of(by_video: dict[str, list[dict]], videos: list[str]) -> list[dict]:
+    return [frame for v in videos for frame in by_video[v]]
 
 
 def build_net(height: int, width: int):
@@ -153,11 +156,11 @@ def main() -> None:
                           newest_output(args.home, "prepare"))
     train_videos, test_videos = list(data.videos("train")), list(data.videos("test"))
     train, test = split_rows(data, "train", WINDOW), split_rows(data, "test", WINDOW)
-    test_frames = pair_frames(data, args.data, test_videos)
+    by_video = {v: pair_frames(data, args.data, v) for v in train_videos + test_videos}
     rows: list[dict] = []
     start = time.perf_counter()
-    net = train_net(pair_frames(data, args.data, train_videos), args.epochs, 0, "pair net")
-    test_logits = logits_of(net, test_frames)
+    net = train_net(frames_of(by_video, train_videos), args.epochs, 0, "pair net")
+    test_logits = logits_of(net, frames_of(by_video, test_videos))
     r, mr = top1_recall({"attention": test_logits[:, :3], "spatial": test_logits[:, 3:9],
                          "contacting": test_logits[:, 9:]}, test["att"], test["spa"], test["con"])
     rows.append({"row": "pair net alone (one frame)", "R": round(r, 2), "mR": round(mr, 2),
@@ -169,11 +172,10 @@ def main() -> None:
         for k in range(args.folds):
             held = train_videos[k::args.folds]
             fit = [v for v in train_videos if v not in held]
-            fold_net = train_net(pair_frames(data, args.data, fit), args.epochs, k + 1,
+            fold_net = train_net(frames_of(by_video, fit), args.epochs, k + 1,
                                  f"fold {k + 1}/{args.folds}")
-            counts = [len(data.batch([v]).pair_idx) for v in held]
-            held_logits = logits_of(fold_net, pair_frames(data, args.data, held))
-            oof.update(zip(held, np.split(held_logits, np.cumsum(counts)[:-1]), strict=True))
+            for v in held:  # one video at a time: its rows stay its own
+                oof[v] = logits_of(fold_net, by_video[v])
         train_logits = np.concatenate([oof[v] for v in train_videos])
         score("+ pair net logits (out of fold)", train, test,
               np.hstack([train["x"], train_logits]), np.hstack([test["x"], test_logits]), rows)
